@@ -1,0 +1,501 @@
+//! The dbt source contract: parsing a dbt properties file or a compiled `manifest.json`.
+//!
+//! dbt's rules (see `shared/reference/dbt-sources.md`): a source's `schema` defaults to its
+//! `name`; a table's `identifier` overrides its `name`; `config: {enabled: false}` (or the older
+//! top-level `enabled: false`) removes a source or table; keys other than `sources:` and unknown
+//! keys anywhere are ignored. Names fold as Postgres folds unquoted identifiers unless quoting is
+//! asked for (`quoting:` on sources and tables, `quote: true` on columns).
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::{ident, jinja};
+
+/// A dbt properties file is a few hundred kilobytes in real projects; anything this large is a
+/// mistake (or an attack) and is refused before parsing.
+pub const MAX_YAML_BYTES: usize = 16 * 1024 * 1024;
+
+/// Which kind of document a contract came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentKind {
+    Yaml,
+    Manifest,
+}
+
+impl DocumentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentKind::Yaml => "yaml",
+            DocumentKind::Manifest => "manifest",
+        }
+    }
+}
+
+/// Everything one document contributes to the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contract {
+    pub kind: DocumentKind,
+    pub tables: Vec<ContractTable>,
+}
+
+/// One enabled source table, with names already resolved to what Postgres stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractTable {
+    pub source_name: String,
+    /// The dbt table name (`source('src', '<this>')`).
+    pub table_name: String,
+    pub database: Option<String>,
+    /// The schema as Postgres stores it.
+    pub schema: String,
+    /// The relation name as Postgres stores it.
+    pub identifier: String,
+    /// Empty when the table lists no columns: then only its existence is checked.
+    pub columns: Vec<ContractColumn>,
+}
+
+/// One documented column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractColumn {
+    /// The column name as Postgres stores it.
+    pub name: String,
+    /// `data_type` exactly as written; canonicalised later by the server's type parser.
+    pub data_type: Option<String>,
+    pub quoted: bool,
+}
+
+/// A document that cannot become a contract, located as precisely as the input allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ContractError {
+    pub origin: String,
+    pub line: Option<u64>,
+    pub column: Option<u64>,
+    pub message: String,
+}
+
+impl fmt::Display for ContractError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl ContractError {
+    fn new(origin: &str, line: Option<u64>, column: Option<u64>, message: impl Into<String>) -> Self {
+        Self {
+            origin: origin.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses one document. A JSON object with dbt's `metadata` or `nodes` keys is a manifest;
+/// anything else is a dbt YAML properties file.
+pub fn parse_document(origin: &str, document: &str) -> Result<Contract, ContractError> {
+    let trimmed = document.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+    if trimmed.starts_with('{') {
+        if let Some(contract) = parse_manifest(origin, document)? {
+            return Ok(contract);
+        }
+    }
+    parse_yaml(origin, document)
+}
+
+// ---------------------------------------------------------------------------------------------
+// YAML properties files
+
+#[derive(Deserialize)]
+struct YamlFile {
+    #[serde(default)]
+    sources: Option<Vec<YamlSource>>,
+}
+
+#[derive(Deserialize)]
+struct YamlSource {
+    name: Spanned<String>,
+    #[serde(default)]
+    database: Option<Spanned<String>>,
+    #[serde(default)]
+    schema: Option<Spanned<String>>,
+    #[serde(default)]
+    quoting: Option<Quoting>,
+    #[serde(default)]
+    config: Option<Config>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    tables: Option<Vec<YamlTable>>,
+}
+
+#[derive(Deserialize)]
+struct YamlTable {
+    name: Spanned<String>,
+    #[serde(default)]
+    identifier: Option<Spanned<String>>,
+    #[serde(default)]
+    quoting: Option<Quoting>,
+    #[serde(default)]
+    config: Option<Config>,
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    columns: Option<Vec<YamlColumn>>,
+}
+
+#[derive(Deserialize)]
+struct YamlColumn {
+    name: Spanned<String>,
+    #[serde(default)]
+    data_type: Option<Spanned<String>>,
+    #[serde(default)]
+    quote: Option<bool>,
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+struct Quoting {
+    #[serde(default)]
+    database: Option<bool>,
+    #[serde(default)]
+    schema: Option<bool>,
+    #[serde(default)]
+    identifier: Option<bool>,
+    #[serde(default)]
+    column: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+struct Config {
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+fn enabled(config: &Option<Config>, legacy: Option<bool>) -> bool {
+    config
+        .as_ref()
+        .and_then(|c| c.enabled)
+        .or(legacy)
+        .unwrap_or(true)
+}
+
+fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
+    if document.len() > MAX_YAML_BYTES {
+        return Err(ContractError::new(
+            origin,
+            None,
+            None,
+            format!(
+                "document is {} bytes; a dbt properties file is limited to {} bytes",
+                document.len(),
+                MAX_YAML_BYTES
+            ),
+        ));
+    }
+    let options = serde_saphyr::options! {
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+    };
+    let file: YamlFile = serde_saphyr::from_str_with_options(document, options).map_err(|e| {
+        let location = e.location();
+        ContractError::new(
+            origin,
+            location.map(|l| l.line()),
+            location.map(|l| l.column()),
+            format!("invalid YAML: {}", first_line(&e.to_string())),
+        )
+    })?;
+
+    let mut builder = Builder::new(origin);
+    for source in file.sources.unwrap_or_default() {
+        if !enabled(&source.config, source.enabled) {
+            continue;
+        }
+        let source_name = render_spanned(origin, "sources[].name", &source.name)?;
+        let schema_raw = match &source.schema {
+            Some(s) => render_spanned(origin, &format!("sources[{source_name}].schema"), s)?,
+            None => source_name.clone(),
+        };
+        // The database is only recorded (the target decides where the tables are read), so a
+        // template only a dbt run can resolve is kept as written instead of failing the load.
+        let database = source
+            .database
+            .as_ref()
+            .map(|d| jinja::render(&d.value).unwrap_or_else(|_| d.value.clone()));
+        let source_quoting = source.quoting.unwrap_or_default();
+        for table in source.tables.unwrap_or_default() {
+            if !enabled(&table.config, table.enabled) {
+                continue;
+            }
+            let key = format!("sources[{source_name}].tables[].name");
+            let table_name = render_spanned(origin, &key, &table.name)?;
+            let key = format!("sources[{source_name}].tables[{table_name}]");
+            let identifier_raw = match &table.identifier {
+                Some(i) => render_spanned(origin, &format!("{key}.identifier"), i)?,
+                None => table_name.clone(),
+            };
+            let quoting = merge_quoting(source_quoting, table.quoting);
+            let mut columns = Vec::new();
+            for column in table.columns.unwrap_or_default() {
+                let raw = render_spanned(origin, &format!("{key}.columns[].name"), &column.name)?;
+                let quoted = column.quote.or(quoting.column).unwrap_or(false);
+                let data_type = match &column.data_type {
+                    Some(t) => {
+                        let rendered =
+                            render_spanned(origin, &format!("{key}.columns[{raw}].data_type"), t)?;
+                        non_blank(rendered)
+                    }
+                    None => None,
+                };
+                columns.push(ContractColumn {
+                    name: ident::resolve(&raw, quoted),
+                    data_type,
+                    quoted,
+                });
+            }
+            builder.push(
+                ContractTable {
+                    source_name: source_name.clone(),
+                    table_name: table_name.clone(),
+                    database: database.clone(),
+                    schema: ident::resolve(&schema_raw, quoting.schema.unwrap_or(false)),
+                    identifier: ident::resolve(&identifier_raw, quoting.identifier.unwrap_or(false)),
+                    columns: dedupe_columns(columns),
+                },
+                Some(table.name.referenced.line()),
+            )?;
+        }
+    }
+    Ok(Contract {
+        kind: DocumentKind::Yaml,
+        tables: builder.tables,
+    })
+}
+
+fn render_spanned(origin: &str, key: &str, value: &Spanned<String>) -> Result<String, ContractError> {
+    jinja::render(&value.value).map_err(|e| {
+        ContractError::new(
+            origin,
+            Some(value.referenced.line()),
+            Some(value.referenced.column()),
+            format!("{key}: {}", e.0),
+        )
+    })
+}
+
+fn merge_quoting(source: Quoting, table: Option<Quoting>) -> Quoting {
+    let table = table.unwrap_or_default();
+    Quoting {
+        database: table.database.or(source.database),
+        schema: table.schema.or(source.schema),
+        identifier: table.identifier.or(source.identifier),
+        column: table.column.or(source.column),
+    }
+}
+
+fn non_blank(s: String) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// dbt keeps the last definition of a repeated column name; so does the contract.
+fn dedupe_columns(columns: Vec<ContractColumn>) -> Vec<ContractColumn> {
+    let mut seen = HashSet::new();
+    let mut out: Vec<ContractColumn> = Vec::with_capacity(columns.len());
+    for column in columns.into_iter().rev() {
+        if seen.insert(column.name.clone()) {
+            out.push(column);
+        }
+    }
+    out.reverse();
+    out
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// Collects tables and refuses a source table defined twice in one document, as dbt does.
+struct Builder<'a> {
+    origin: &'a str,
+    seen: HashSet<(String, String)>,
+    tables: Vec<ContractTable>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(origin: &'a str) -> Self {
+        Self {
+            origin,
+            seen: HashSet::new(),
+            tables: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, table: ContractTable, line: Option<u64>) -> Result<(), ContractError> {
+        let key = (table.source_name.clone(), table.table_name.clone());
+        if !self.seen.insert(key) {
+            return Err(ContractError::new(
+                self.origin,
+                line,
+                None,
+                format!(
+                    "source table '{}.{}' is defined twice",
+                    table.source_name, table.table_name
+                ),
+            ));
+        }
+        self.tables.push(table);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// manifest.json
+
+/// First pass over a JSON document: is it a manifest? `sources` is kept as raw text so that a
+/// JSON properties file (where `sources` is a list) is not an error here.
+#[derive(Deserialize)]
+struct ManifestProbe<'a> {
+    #[serde(default)]
+    metadata: Option<IgnoredAny>,
+    #[serde(default)]
+    nodes: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    sources: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(Deserialize)]
+struct ManifestSource {
+    #[serde(default)]
+    resource_type: Option<String>,
+    source_name: String,
+    name: String,
+    #[serde(default)]
+    identifier: Option<String>,
+    schema: String,
+    #[serde(default)]
+    database: Option<String>,
+    #[serde(default)]
+    quoting: Option<Quoting>,
+    #[serde(default)]
+    config: Option<Config>,
+    #[serde(default)]
+    columns: Option<Ordered<ManifestColumn>>,
+}
+
+#[derive(Deserialize)]
+struct ManifestColumn {
+    name: String,
+    #[serde(default)]
+    data_type: Option<String>,
+    #[serde(default)]
+    quote: Option<bool>,
+}
+
+/// A JSON object read in document order (column order matters to people reading the results).
+struct Ordered<V>(Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OrderedVisitor<V>(std::marker::PhantomData<V>);
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for OrderedVisitor<V> {
+            type Value = Ordered<V>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((k, v)) = map.next_entry::<String, V>()? {
+                    out.push((k, v));
+                }
+                Ok(Ordered(out))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Ordered(Vec::new()))
+            }
+        }
+        deserializer.deserialize_any(OrderedVisitor(std::marker::PhantomData))
+    }
+}
+
+/// `Ok(None)`: valid JSON that is not a manifest (it is then read as a properties file).
+fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, ContractError> {
+    let json_error = |e: serde_json::Error, line_offset: usize| {
+        ContractError::new(
+            origin,
+            Some((e.line() + line_offset) as u64),
+            Some(e.column() as u64),
+            format!("invalid manifest JSON: {e}"),
+        )
+    };
+    let probe: ManifestProbe = serde_json::from_str(document).map_err(|e| json_error(e, 0))?;
+    if probe.metadata.is_none() && probe.nodes.is_none() {
+        return Ok(None);
+    }
+    let sources: Ordered<ManifestSource> = match probe.sources {
+        None => Ordered(Vec::new()),
+        Some(raw) => {
+            let text = raw.get();
+            // Errors inside `sources` are reported at their line in the whole document.
+            let offset = (text.as_ptr() as usize).saturating_sub(document.as_ptr() as usize);
+            let lines_before = document[..offset.min(document.len())].matches('\n').count();
+            serde_json::from_str(text).map_err(|e| json_error(e, lines_before))?
+        }
+    };
+    let mut builder = Builder::new(origin);
+    for (unique_id, node) in sources.0 {
+        if node.resource_type.as_deref().is_some_and(|t| t != "source") {
+            continue;
+        }
+        if !enabled(&node.config, None) {
+            continue;
+        }
+        let quoting = node.quoting.unwrap_or_default();
+        let identifier = node.identifier.clone().unwrap_or_else(|| node.name.clone());
+        let columns = node
+            .columns
+            .map(|c| c.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, column)| {
+                let quoted = column.quote.or(quoting.column).unwrap_or(false);
+                ContractColumn {
+                    name: ident::resolve(&column.name, quoted),
+                    data_type: column.data_type.and_then(non_blank),
+                    quoted,
+                }
+            })
+            .collect();
+        builder
+            .push(
+                ContractTable {
+                    source_name: node.source_name,
+                    table_name: node.name,
+                    database: node.database,
+                    schema: ident::resolve(&node.schema, quoting.schema.unwrap_or(false)),
+                    identifier: ident::resolve(&identifier, quoting.identifier.unwrap_or(false)),
+                    columns: dedupe_columns(columns),
+                },
+                None,
+            )
+            .map_err(|e| ContractError {
+                message: format!("{} ({unique_id})", e.message),
+                ..e
+            })?;
+    }
+    Ok(Some(Contract {
+        kind: DocumentKind::Manifest,
+        tables: builder.tables,
+    }))
+}
+
+#[cfg(test)]
+mod tests;

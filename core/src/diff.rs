@@ -1,0 +1,284 @@
+//! The diff: contract against one read of a live catalog.
+//!
+//! Rules (the words): a table with no columns listed is only checked for existence; a
+//! table with columns is checked column by column; a documented type matches when its base type
+//! is the live base type and, if it names a modifier, the modifier too; where exactly one
+//! documented column is missing and exactly one undocumented column of the same type arrived in
+//! the same table, that is one `renamed` delta rather than a removed + added pair.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use crate::contract::{ContractColumn, ContractTable};
+
+/// One delta kind; the text form is part of the SQL interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Change {
+    TableMissing,
+    Removed,
+    Renamed,
+    Retyped,
+    Added,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Retyped => "retyped",
+            Change::Renamed => "renamed",
+            Change::TableMissing => "table_missing",
+        }
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One row of `drift_diff()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delta {
+    pub source_name: String,
+    pub schema_name: String,
+    pub table_name: String,
+    pub column_name: Option<String>,
+    pub change: Change,
+    pub contract_type: Option<String>,
+    pub live_type: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A live column: `base_type` is `format_type(atttypid, NULL)`, `full_type` adds the modifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveColumn {
+    pub attnum: i32,
+    pub name: String,
+    pub base_type: String,
+    pub full_type: String,
+}
+
+/// A live relation (table, partitioned table, view, materialized view or foreign table).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LiveTable {
+    pub columns: Vec<LiveColumn>,
+}
+
+/// The live relations that the contract names, keyed by (schema, relation) as stored.
+pub type LiveCatalog = HashMap<(String, String), LiveTable>;
+
+/// A contract spelling as the server's type parser understood it, for a table in a schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolvedType {
+    /// `full` is set only when the spelling carried a modifier (`varchar(255)`).
+    Known { base: String, full: Option<String> },
+    /// Postgres could not parse the spelling or has no such type; the reason is its own words.
+    Unknown { reason: String },
+}
+
+/// Types resolve per (schema of the table, spelling): an unqualified user type is looked up in
+/// the table's schema first.
+pub type TypeKey = (String, String);
+
+/// Compares every contract table with the catalog read. Deterministic order: by source, schema,
+/// table, then column (table-level rows first).
+pub fn diff(
+    contract: &[ContractTable],
+    live: &LiveCatalog,
+    types: &HashMap<TypeKey, ResolvedType>,
+) -> Vec<Delta> {
+    let mut out = Vec::new();
+    for table in contract {
+        let key = (table.schema.clone(), table.identifier.clone());
+        match live.get(&key) {
+            None => out.push(Delta {
+                source_name: table.source_name.clone(),
+                schema_name: table.schema.clone(),
+                table_name: table.identifier.clone(),
+                column_name: None,
+                change: Change::TableMissing,
+                contract_type: None,
+                live_type: None,
+                detail: Some(format!(
+                    "no table, view or foreign table {}.{} (dbt source('{}', '{}'))",
+                    table.schema, table.identifier, table.source_name, table.table_name
+                )),
+            }),
+            Some(live_table) if !table.columns.is_empty() => {
+                diff_columns(table, live_table, types, &mut out)
+            }
+            Some(_) => {}
+        }
+    }
+    out.sort_by(|a, b| {
+        (&a.source_name, &a.schema_name, &a.table_name, &a.column_name, a.change).cmp(&(
+            &b.source_name,
+            &b.schema_name,
+            &b.table_name,
+            &b.column_name,
+            b.change,
+        ))
+    });
+    out
+}
+
+fn resolve<'a>(
+    types: &'a HashMap<TypeKey, ResolvedType>,
+    schema: &str,
+    spelling: &str,
+) -> Option<&'a ResolvedType> {
+    types.get(&(schema.to_string(), spelling.to_string()))
+}
+
+/// How a documented column's type compares with a live column's.
+enum TypeCheck {
+    NotDocumented,
+    Matches,
+    Differs { contract: String },
+    Invalid { spelling: String, reason: String },
+}
+
+fn check_type(
+    types: &HashMap<TypeKey, ResolvedType>,
+    schema: &str,
+    column: &ContractColumn,
+    live: &LiveColumn,
+) -> TypeCheck {
+    let Some(spelling) = column.data_type.as_deref() else {
+        return TypeCheck::NotDocumented;
+    };
+    match resolve(types, schema, spelling) {
+        Some(ResolvedType::Known { base, full }) => {
+            let same = *base == live.base_type && full.as_ref().is_none_or(|f| *f == live.full_type);
+            if same {
+                TypeCheck::Matches
+            } else {
+                TypeCheck::Differs {
+                    contract: full.clone().unwrap_or_else(|| base.clone()),
+                }
+            }
+        }
+        Some(ResolvedType::Unknown { reason }) => TypeCheck::Invalid {
+            spelling: spelling.to_string(),
+            reason: reason.clone(),
+        },
+        None => TypeCheck::Invalid {
+            spelling: spelling.to_string(),
+            reason: "the type was not resolved".into(),
+        },
+    }
+}
+
+fn canonical_contract_type(
+    types: &HashMap<TypeKey, ResolvedType>,
+    schema: &str,
+    column: &ContractColumn,
+) -> Option<String> {
+    let spelling = column.data_type.as_deref()?;
+    Some(match resolve(types, schema, spelling) {
+        Some(ResolvedType::Known { base, full }) => full.clone().unwrap_or_else(|| base.clone()),
+        _ => spelling.to_string(),
+    })
+}
+
+fn diff_columns(
+    table: &ContractTable,
+    live: &LiveTable,
+    types: &HashMap<TypeKey, ResolvedType>,
+    out: &mut Vec<Delta>,
+) {
+    let row = |column: &str, change, contract_type, live_type, detail| Delta {
+        source_name: table.source_name.clone(),
+        schema_name: table.schema.clone(),
+        table_name: table.identifier.clone(),
+        column_name: Some(column.to_string()),
+        change,
+        contract_type,
+        live_type,
+        detail,
+    };
+    let live_by_name: HashMap<&str, &LiveColumn> =
+        live.columns.iter().map(|c| (c.name.as_str(), c)).collect();
+    let documented: HashSet<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+
+    let mut missing: Vec<&ContractColumn> = Vec::new();
+    for column in &table.columns {
+        let Some(live_column) = live_by_name.get(column.name.as_str()) else {
+            missing.push(column);
+            continue;
+        };
+        match check_type(types, &table.schema, column, live_column) {
+            TypeCheck::NotDocumented | TypeCheck::Matches => {}
+            TypeCheck::Differs { contract } => out.push(row(
+                &column.name,
+                Change::Retyped,
+                Some(contract),
+                Some(live_column.full_type.clone()),
+                None,
+            )),
+            TypeCheck::Invalid { spelling, reason } => out.push(row(
+                &column.name,
+                Change::Retyped,
+                Some(spelling.clone()),
+                Some(live_column.full_type.clone()),
+                Some(format!(
+                    "contract data_type '{spelling}' is not a type the target knows: {reason}"
+                )),
+            )),
+        }
+    }
+    let arrived: Vec<&LiveColumn> = live
+        .columns
+        .iter()
+        .filter(|c| !documented.contains(c.name.as_str()))
+        .collect();
+
+    if let ([old], [new]) = (missing.as_slice(), arrived.as_slice()) {
+        if matches!(
+            check_type(types, &table.schema, old, new),
+            TypeCheck::Matches
+        ) {
+            out.push(row(
+                &new.name,
+                Change::Renamed,
+                canonical_contract_type(types, &table.schema, old),
+                Some(new.full_type.clone()),
+                Some(format!("renamed from {}", old.name)),
+            ));
+            return;
+        }
+    }
+    for old in missing {
+        let case_twin = arrived
+            .iter()
+            .find(|c| c.name.to_lowercase() == old.name.to_lowercase());
+        let detail = case_twin.map(|c| {
+            format!(
+                "the live column \"{}\" differs only in case: name it exactly and set quote: true",
+                c.name
+            )
+        });
+        out.push(row(
+            &old.name,
+            Change::Removed,
+            canonical_contract_type(types, &table.schema, old),
+            None,
+            detail,
+        ));
+    }
+    for new in arrived {
+        out.push(row(
+            &new.name,
+            Change::Added,
+            None,
+            Some(new.full_type.clone()),
+            None,
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests;

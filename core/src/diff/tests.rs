@@ -1,0 +1,197 @@
+use super::*;
+use crate::contract::{ContractColumn, ContractTable};
+
+fn col(name: &str, data_type: Option<&str>) -> ContractColumn {
+    ContractColumn {
+        name: name.into(),
+        data_type: data_type.map(Into::into),
+        quoted: false,
+    }
+}
+
+fn table(name: &str, columns: Vec<ContractColumn>) -> ContractTable {
+    ContractTable {
+        source_name: "app".into(),
+        table_name: name.into(),
+        database: None,
+        schema: "public".into(),
+        identifier: name.into(),
+        columns,
+    }
+}
+
+fn live(cols: &[(&str, &str, &str)]) -> LiveTable {
+    LiveTable {
+        columns: cols
+            .iter()
+            .enumerate()
+            .map(|(i, (name, base, full))| LiveColumn {
+                attnum: i as i32 + 1,
+                name: (*name).into(),
+                base_type: (*base).into(),
+                full_type: (*full).into(),
+            })
+            .collect(),
+    }
+}
+
+fn known(base: &str, full: Option<&str>) -> ResolvedType {
+    ResolvedType::Known {
+        base: base.into(),
+        full: full.map(Into::into),
+    }
+}
+
+fn types(entries: &[(&str, ResolvedType)]) -> HashMap<TypeKey, ResolvedType> {
+    entries
+        .iter()
+        .map(|(s, r)| (("public".to_string(), s.to_string()), r.clone()))
+        .collect()
+}
+
+fn catalog(tables: Vec<(&str, LiveTable)>) -> LiveCatalog {
+    tables
+        .into_iter()
+        .map(|(n, t)| (("public".to_string(), n.to_string()), t))
+        .collect()
+}
+
+fn summary(deltas: &[Delta]) -> Vec<String> {
+    deltas
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {} {} {} {}",
+                d.table_name,
+                d.column_name.as_deref().unwrap_or("-"),
+                d.change,
+                d.contract_type.as_deref().unwrap_or("-"),
+                d.live_type.as_deref().unwrap_or("-"),
+                d.detail.as_deref().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn no_drift_when_contract_matches() {
+    let contract = vec![table("users", vec![col("id", Some("int")), col("email", None)])];
+    let live = catalog(vec![(
+        "users",
+        live(&[("id", "integer", "integer"), ("email", "text", "text")]),
+    )]);
+    let t = types(&[("int", known("integer", None))]);
+    assert!(diff(&contract, &live, &t).is_empty());
+}
+
+#[test]
+fn each_change_kind_is_reported() {
+    let contract = vec![
+        table("users", vec![col("id", Some("int")), col("gone", None), col("name", Some("varchar(50)"))]),
+        table("missing", vec![]),
+    ];
+    let live = catalog(vec![(
+        "users",
+        live(&[
+            ("id", "bigint", "bigint"),
+            ("name", "character varying", "character varying(80)"),
+            ("new1", "text", "text"),
+            ("new2", "text", "text"),
+        ]),
+    )]);
+    let t = types(&[
+        ("int", known("integer", None)),
+        ("varchar(50)", known("character varying", Some("character varying(50)"))),
+    ]);
+    assert_eq!(
+        summary(&diff(&contract, &live, &t)),
+        [
+            "missing - table_missing - - no table, view or foreign table public.missing (dbt source('app', 'missing'))",
+            "users gone removed - - -",
+            "users id retyped integer bigint -",
+            "users name retyped character varying(50) character varying(80) -",
+            "users new1 added - text -",
+            "users new2 added - text -",
+        ]
+    );
+}
+
+#[test]
+fn a_type_without_modifier_matches_any_modifier() {
+    let contract = vec![table("t", vec![col("v", Some("varchar"))])];
+    let live = catalog(vec![(
+        "t",
+        live(&[("v", "character varying", "character varying(255)")]),
+    )]);
+    let t = types(&[("varchar", known("character varying", None))]);
+    assert!(diff(&contract, &live, &t).is_empty());
+}
+
+#[test]
+fn tables_without_columns_are_only_checked_for_existence() {
+    let contract = vec![table("wide", vec![])];
+    let live = catalog(vec![("wide", live(&[("a", "text", "text"), ("b", "text", "text")]))]);
+    assert!(diff(&contract, &live, &HashMap::new()).is_empty());
+}
+
+#[test]
+fn one_missing_and_one_new_of_the_same_type_is_a_rename() {
+    let contract = vec![table("t", vec![col("id", Some("int")), col("old_name", Some("text"))])];
+    let live = catalog(vec![(
+        "t",
+        live(&[("id", "integer", "integer"), ("new_name", "text", "text")]),
+    )]);
+    let t = types(&[("int", known("integer", None)), ("text", known("text", None))]);
+    assert_eq!(
+        summary(&diff(&contract, &live, &t)),
+        ["t new_name renamed text text renamed from old_name"]
+    );
+}
+
+#[test]
+fn no_rename_when_types_differ_or_are_unknown_or_ambiguous() {
+    let t = types(&[("int", known("integer", None)), ("text", known("text", None))]);
+    // Different type: removed + added.
+    let contract = vec![table("t", vec![col("old", Some("int"))])];
+    let live1 = catalog(vec![("t", live(&[("new", "text", "text")]))]);
+    assert_eq!(
+        summary(&diff(&contract, &live1, &t)),
+        ["t new added - text -", "t old removed integer - -"]
+    );
+    // Undocumented type: no evidence for a rename.
+    let contract = vec![table("t", vec![col("old", None)])];
+    assert_eq!(diff(&contract, &live1, &t).len(), 2);
+    // Two arrivals: ambiguous.
+    let contract = vec![table("t", vec![col("old", Some("text"))])];
+    let live2 = catalog(vec![("t", live(&[("a", "text", "text"), ("b", "text", "text")]))]);
+    assert_eq!(diff(&contract, &live2, &t).len(), 3);
+}
+
+#[test]
+fn an_unparseable_contract_type_is_reported_not_fatal() {
+    let contract = vec![table("t", vec![col("v", Some("varchar(oops"))])];
+    let live = catalog(vec![("t", live(&[("v", "text", "text")]))]);
+    let t = types(&[(
+        "varchar(oops",
+        ResolvedType::Unknown {
+            reason: "syntax error at end of input".into(),
+        },
+    )]);
+    let d = diff(&contract, &live, &t);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].change, Change::Retyped);
+    assert_eq!(d[0].contract_type.as_deref(), Some("varchar(oops"));
+    assert!(d[0].detail.as_deref().unwrap().contains("syntax error"));
+}
+
+#[test]
+fn a_case_only_difference_says_how_to_fix_it() {
+    let contract = vec![table("t", vec![col("customerid", None), col("x", None)])];
+    let live = catalog(vec![(
+        "t",
+        live(&[("CustomerId", "integer", "integer"), ("x", "text", "text")]),
+    )]);
+    let d = diff(&contract, &live, &HashMap::new());
+    let removed = d.iter().find(|d| d.change == Change::Removed).unwrap();
+    assert!(removed.detail.as_deref().unwrap().contains("quote: true"));
+}
