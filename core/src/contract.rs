@@ -210,7 +210,7 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
             origin,
             location.map(|l| l.line()),
             location.map(|l| l.column()),
-            format!("invalid YAML: {}", first_line(&e.to_string())),
+            format!("invalid YAML: {}", yaml_message(&e.to_string())),
         )
     })?;
 
@@ -319,8 +319,18 @@ fn dedupe_columns(columns: Vec<ContractColumn>) -> Vec<ContractColumn> {
     out
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or(s)
+/// serde-saphyr's message without its own "error: line L column C: " prefix (the location is
+/// already in the error's own fields) and without the source snippet that follows.
+fn yaml_message(rendered: &str) -> &str {
+    let first = rendered.lines().next().unwrap_or(rendered);
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first.strip_prefix("line ") {
+        Some(rest) => match rest.find(": ") {
+            Some(at) if rest[..at].contains(" column ") => &rest[at + 2..],
+            _ => first,
+        },
+        None => first,
+    }
 }
 
 /// Collects tables and refuses a source table defined twice in one document, as dbt does.

@@ -1,0 +1,160 @@
+//! The contract tables: writing a parsed document, reading the whole contract back.
+
+use drift_watch_core::{Contract, ContractColumn, ContractTable};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+use crate::error::DriftError;
+
+/// Replaces everything previously loaded from `origin` with `contract`, in the caller's
+/// transaction. Returns the number of source tables now held from `origin`.
+pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftError> {
+    let tables = &contract.tables;
+    let sources: Vec<&str> = tables.iter().map(|t| t.source_name.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|t| t.table_name.as_str()).collect();
+    Spi::connect_mut(|client| {
+        // Serialise concurrent loads of one origin, then refuse cross-origin duplicates with a
+        // message naming both files (the unique constraint stays as the last line of defence).
+        client.update(
+            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('drift_watch.contract'))",
+            None,
+            &[],
+        )?;
+        let clash = client.select(
+            "SELECT t.origin, t.source_name, t.table_name
+               FROM drift_watch.contract_table t
+               JOIN unnest($2::text[], $3::text[]) AS n(source_name, table_name)
+                 ON n.source_name = t.source_name AND n.table_name = t.table_name
+              WHERE t.origin <> $1
+              ORDER BY 2, 3 LIMIT 1",
+            Some(1),
+            &[origin.into(), sources.clone().into(), names.clone().into()],
+        )?;
+        if let Some(row) = clash.into_iter().next() {
+            return Err(DriftError::DuplicateTable {
+                origin: origin.to_string(),
+                other_origin: row.get(1)?.unwrap_or_default(),
+                source_name: row.get(2)?.unwrap_or_default(),
+                table_name: row.get(3)?.unwrap_or_default(),
+            });
+        }
+
+        client.update(
+            "DELETE FROM drift_watch.contract_origin WHERE origin = $1",
+            None,
+            &[origin.into()],
+        )?;
+        client.update(
+            "INSERT INTO drift_watch.contract_origin (origin, document_kind) VALUES ($1, $2)",
+            None,
+            &[origin.into(), contract.kind.as_str().into()],
+        )?;
+        if tables.is_empty() {
+            return Ok(0);
+        }
+
+        let table_no: Vec<i32> = (1..=tables.len() as i32).collect();
+        let databases: Vec<Option<&str>> = tables.iter().map(|t| t.database.as_deref()).collect();
+        let schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+        let identifiers: Vec<&str> = tables.iter().map(|t| t.identifier.as_str()).collect();
+
+        let mut col_table = Vec::new();
+        let mut col_pos = Vec::new();
+        let mut col_name = Vec::new();
+        let mut col_type = Vec::new();
+        let mut col_quoted = Vec::new();
+        for (i, t) in tables.iter().enumerate() {
+            for (j, c) in t.columns.iter().enumerate() {
+                col_table.push(i as i32 + 1);
+                col_pos.push(j as i32 + 1);
+                col_name.push(c.name.as_str());
+                col_type.push(c.data_type.as_deref());
+                col_quoted.push(c.quoted);
+            }
+        }
+
+        // One statement for all tables and columns, whatever the document's size.
+        client.update(
+            "WITH t AS (
+               INSERT INTO drift_watch.contract_table
+                      (origin, table_no, source_name, table_name, database_name, schema_name, identifier)
+               SELECT $1, u.* FROM unnest($2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u
+               RETURNING id, table_no)
+             INSERT INTO drift_watch.contract_column (table_id, position, column_name, data_type, quoted)
+             SELECT t.id, c.pos, c.name, c.data_type, c.quoted
+               FROM unnest($8::int4[], $9::int4[], $10::text[], $11::text[], $12::bool[])
+                    AS c(table_no, pos, name, data_type, quoted)
+               JOIN t USING (table_no)",
+            None,
+            &[
+                origin.into(),
+                table_no.into(),
+                sources.into(),
+                names.into(),
+                databases.into(),
+                schemas.into(),
+                identifiers.into(),
+                col_table.into(),
+                col_pos.into(),
+                col_name.into(),
+                col_type.into(),
+                col_quoted.into(),
+            ],
+        )?;
+        Ok(tables.len() as i32)
+    })
+}
+
+/// Removes one origin; returns how many source tables it held.
+pub fn forget_origin(origin: &str) -> Result<i32, DriftError> {
+    Spi::connect_mut(|client| {
+        let n = client
+            .update(
+                "WITH gone AS (DELETE FROM drift_watch.contract_origin WHERE origin = $1 RETURNING origin)
+                 SELECT count(t.*)::int4 FROM gone JOIN drift_watch.contract_table t USING (origin)",
+                None,
+                &[origin.into()],
+            )?
+            .first()
+            .get_one::<i32>()?;
+        Ok(n.unwrap_or(0))
+    })
+}
+
+/// The whole contract, every origin, in a stable order.
+pub fn read_contract(client: &SpiClient<'_>) -> Result<Vec<ContractTable>, DriftError> {
+    let rows = client.select(
+        "SELECT t.id, t.source_name, t.table_name, t.database_name, t.schema_name, t.identifier,
+                c.column_name, c.data_type, c.quoted
+           FROM drift_watch.contract_table t
+           LEFT JOIN drift_watch.contract_column c ON c.table_id = t.id
+          ORDER BY t.source_name, t.table_name, c.position",
+        None,
+        &[],
+    )?;
+    let mut out: Vec<ContractTable> = Vec::new();
+    let mut last_id = None;
+    for row in rows {
+        let id: Option<i64> = row.get(1)?;
+        if id != last_id {
+            last_id = id;
+            out.push(ContractTable {
+                source_name: row.get(2)?.unwrap_or_default(),
+                table_name: row.get(3)?.unwrap_or_default(),
+                database: row.get(4)?,
+                schema: row.get(5)?.unwrap_or_default(),
+                identifier: row.get(6)?.unwrap_or_default(),
+                columns: Vec::new(),
+            });
+        }
+        if let Some(name) = row.get::<String>(7)? {
+            let table = out.last_mut().expect("a row always starts its table first");
+            table.columns.push(ContractColumn {
+                name,
+                data_type: row.get(8)?,
+                quoted: row.get(9)?.unwrap_or(false),
+            });
+        }
+    }
+    Ok(out)
+}
