@@ -90,7 +90,12 @@ impl fmt::Display for ContractError {
 }
 
 impl ContractError {
-    fn new(origin: &str, line: Option<u64>, column: Option<u64>, message: impl Into<String>) -> Self {
+    fn new(
+        origin: &str,
+        line: Option<u64>,
+        column: Option<u64>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             origin: origin.to_string(),
             line,
@@ -267,7 +272,10 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
                     table_name: table_name.clone(),
                     database: database.clone(),
                     schema: ident::resolve(&schema_raw, quoting.schema.unwrap_or(false)),
-                    identifier: ident::resolve(&identifier_raw, quoting.identifier.unwrap_or(false)),
+                    identifier: ident::resolve(
+                        &identifier_raw,
+                        quoting.identifier.unwrap_or(false),
+                    ),
                     columns: dedupe_columns(columns),
                 },
                 Some(table.name.referenced.line()),
@@ -280,7 +288,11 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
     })
 }
 
-fn render_spanned(origin: &str, key: &str, value: &Spanned<String>) -> Result<String, ContractError> {
+fn render_spanned(
+    origin: &str,
+    key: &str,
+    value: &Spanned<String>,
+) -> Result<String, ContractError> {
     jinja::render(&value.value).map_err(|e| {
         ContractError::new(
             origin,

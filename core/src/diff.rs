@@ -114,13 +114,20 @@ pub fn diff(
         }
     }
     out.sort_by(|a, b| {
-        (&a.source_name, &a.schema_name, &a.table_name, &a.column_name, a.change).cmp(&(
-            &b.source_name,
-            &b.schema_name,
-            &b.table_name,
-            &b.column_name,
-            b.change,
-        ))
+        (
+            &a.source_name,
+            &a.schema_name,
+            &a.table_name,
+            &a.column_name,
+            a.change,
+        )
+            .cmp(&(
+                &b.source_name,
+                &b.schema_name,
+                &b.table_name,
+                &b.column_name,
+                b.change,
+            ))
     });
     out
 }
@@ -152,7 +159,8 @@ fn check_type(
     };
     match resolve(types, schema, spelling) {
         Some(ResolvedType::Known { base, full }) => {
-            let same = *base == live.base_type && full.as_ref().is_none_or(|f| *f == live.full_type);
+            let same =
+                *base == live.base_type && full.as_ref().is_none_or(|f| *f == live.full_type);
             if same {
                 TypeCheck::Matches
             } else {

@@ -120,7 +120,10 @@ mod tests {
         let no_default = render("{{ env_var('APP_SCHEMA') }}").unwrap_err();
         assert!(no_default.0.contains("has no default"), "{no_default:?}");
         let other = render("{{ target.schema }}").unwrap_err();
-        assert!(other.0.contains("unsupported Jinja expression"), "{other:?}");
+        assert!(
+            other.0.contains("unsupported Jinja expression"),
+            "{other:?}"
+        );
         let stmt = render("{% if x %}a{% endif %}").unwrap_err();
         assert!(stmt.0.contains("not supported"), "{stmt:?}");
         assert!(render("{{ var('x', 'y')").is_err());

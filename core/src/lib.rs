@@ -15,5 +15,7 @@ pub mod ident;
 pub mod jinja;
 pub mod types;
 
-pub use contract::{parse_document, Contract, ContractColumn, ContractError, ContractTable, DocumentKind};
+pub use contract::{
+    parse_document, Contract, ContractColumn, ContractError, ContractTable, DocumentKind,
+};
 pub use diff::{diff, Change, Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey};

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use drift_watch_core::ident::literal;
-use drift_watch_core::types::target_candidates;
+use drift_watch_core::types::{user_type_lookup, TypeLookup};
 use drift_watch_core::{ContractTable, LiveCatalog, LiveColumn, ResolvedType, TypeKey};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
@@ -118,9 +118,20 @@ fn canonical_types(
             if needs_target {
                 probes.push(key);
             } else if let Some(reason) = &error {
-                resolved.insert(key, ResolvedType::Unknown { reason: reason.clone() });
+                resolved.insert(
+                    key,
+                    ResolvedType::Unknown {
+                        reason: reason.clone(),
+                    },
+                );
             } else if let Some(base) = &base {
-                resolved.insert(key, ResolvedType::Known { base: base.clone(), full: full.clone() });
+                resolved.insert(
+                    key,
+                    ResolvedType::Known {
+                        base: base.clone(),
+                        full: full.clone(),
+                    },
+                );
             }
         }
     }
@@ -153,25 +164,38 @@ pub fn catalog_query(contract: &[ContractTable], probes: &[TypeKey]) -> String {
            LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
     );
     if !probes.is_empty() {
-        let candidates: Vec<Vec<String>> =
-            probes.iter().map(|(s, t)| target_candidates(s, t)).collect();
-        let column = |i: usize| {
-            let items: Vec<String> = candidates
+        // A user type is looked up by name in pg_type, in the schemas user_type_lookup lists:
+        // unlike to_regtype this needs no USAGE on the application's schemas.
+        let lookups: Vec<Option<TypeLookup>> =
+            probes.iter().map(|(s, t)| user_type_lookup(s, t)).collect();
+        let column = |f: &dyn Fn(&TypeLookup) -> Option<String>| {
+            let items: Vec<String> = lookups
                 .iter()
-                .map(|c| c.get(i).map_or("NULL".to_string(), |s| literal(s)))
+                .map(|l| {
+                    l.as_ref()
+                        .and_then(f)
+                        .map_or("NULL".to_string(), |v| literal(&v))
+                })
                 .collect();
             format!("ARRAY[{}]::text[]", items.join(","))
         };
         sql.push_str(&format!(
             " UNION ALL \
              SELECT 't', p.nsp, p.spelling, NULL, NULL, \
-                    format_type(COALESCE(to_regtype(p.c1), to_regtype(p.c2), to_regtype(p.c3)), NULL), NULL \
-               FROM unnest({}, {}, {}, {}, {}) AS p(nsp, spelling, c1, c2, c3)",
+                    (SELECT format_type(CASE WHEN p.arr = 'true' THEN t.typarray ELSE t.oid END, NULL) \
+                       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                      WHERE t.typname = p.typname AND n.nspname IN (p.s1, p.s2, p.s3) \
+                      ORDER BY array_position(ARRAY[p.s1, p.s2, p.s3], n.nspname::text) \
+                      LIMIT 1), \
+                    NULL \
+               FROM unnest({}, {}, {}, {}, {}, {}, {}) AS p(nsp, spelling, typname, arr, s1, s2, s3)",
             array_literal(probes.iter().map(|p| p.0.as_str()), "text"),
             array_literal(probes.iter().map(|p| p.1.as_str()), "text"),
-            column(0),
-            column(1),
-            column(2),
+            column(&|l| Some(l.typname.clone())),
+            column(&|l| Some(l.array.to_string())),
+            column(&|l| l.schemas.first().cloned()),
+            column(&|l| l.schemas.get(1).cloned()),
+            column(&|l| l.schemas.get(2).cloned()),
         ));
     }
     sql
@@ -189,7 +213,11 @@ pub fn read_live(
     let rows: Vec<Row> = match target {
         Target::Local => {
             let saved = client
-                .select("SELECT pg_catalog.current_setting('search_path')", Some(1), &[])?
+                .select(
+                    "SELECT pg_catalog.current_setting('search_path')",
+                    Some(1),
+                    &[],
+                )?
                 .first()
                 .get_one::<String>()?
                 .unwrap_or_default();
@@ -219,7 +247,11 @@ pub fn read_live(
             // raised at once by the caller, so no further SPI work follows the catch.
             PgTryBuilder::new(|| {
                 client
-                    .select(sql.as_str(), None, &[server.as_str().into(), remote.as_str().into()])
+                    .select(
+                        sql.as_str(),
+                        None,
+                        &[server.as_str().into(), remote.as_str().into()],
+                    )
                     .map_err(DriftError::from)
                     .and_then(collect_rows)
             })
@@ -228,11 +260,13 @@ pub fn read_live(
                     CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
                         (r.message().to_string(), r.detail().map(str::to_string))
                     }
-                    CaughtError::RustPanic { ereport, .. } => {
-                        (ereport.message().to_string(), None)
-                    }
+                    CaughtError::RustPanic { ereport, .. } => (ereport.message().to_string(), None),
                 };
-                Err(DriftError::TargetUnreachable { target: server.clone(), message, detail })
+                Err(DriftError::TargetUnreachable {
+                    target: server.clone(),
+                    message,
+                    detail,
+                })
             })
             .execute()?
         }
@@ -246,7 +280,12 @@ pub fn read_live(
                 if let (Some(name), Some(attnum), Some(base), Some(full)) =
                     (row.c, row.d, row.e, row.f)
                 {
-                    table.columns.push(LiveColumn { attnum, name, base_type: base, full_type: full });
+                    table.columns.push(LiveColumn {
+                        attnum,
+                        name,
+                        base_type: base,
+                        full_type: full,
+                    });
                 }
             }
             _ => {

@@ -29,7 +29,11 @@ pub enum DriftError {
     NoUserMapping { target: String, role: String },
 
     #[error("drift_watch: could not read the live schema of target \"{target}\": {message}")]
-    TargetUnreachable { target: String, message: String, detail: Option<String> },
+    TargetUnreachable {
+        target: String,
+        message: String,
+        detail: Option<String>,
+    },
 
     #[error("drift_watch: extension dblink is not installed in this database")]
     DblinkMissing,
@@ -82,7 +86,10 @@ impl DriftError {
     /// Raises this error as a Postgres ERROR. Never returns.
     pub fn report(self) -> ! {
         let mut report = ErrorReport::new(self.sqlstate(), self.to_string(), "drift_watch");
-        if let DriftError::TargetUnreachable { detail: Some(d), .. } = &self {
+        if let DriftError::TargetUnreachable {
+            detail: Some(d), ..
+        } = &self
+        {
             report = report.set_detail(d.clone());
         }
         if let Some(hint) = self.hint() {

@@ -16,7 +16,11 @@ use error::OrReport;
 
 pgrx::pg_module_magic!();
 
-extension_sql_file!("../../sql/contract.sql", name = "contract_tables", bootstrap);
+extension_sql_file!(
+    "../../sql/contract.sql",
+    name = "contract_tables",
+    bootstrap
+);
 
 /// Parses a type spelling with the server's own type parser (`parseTypeString`), looking only
 /// at the current search_path; an unknown name gives oid 0, a syntax error raises.
@@ -35,7 +39,11 @@ fn _parse_type(
     TableIterator::once((oid, typmod))
 }
 
-extension_sql_file!("../../sql/types.sql", name = "canonical_types", requires = [_parse_type]);
+extension_sql_file!(
+    "../../sql/types.sql",
+    name = "canonical_types",
+    requires = [_parse_type]
+);
 
 /// Stores one dbt document (a YAML properties file or a `manifest.json`) as the contract from
 /// `origin`, replacing what that origin held; returns the number of source tables it now holds.
@@ -58,6 +66,7 @@ fn forget_contract(origin: &str) -> i32 {
 
 /// Every difference between the stored contract and the live schema of `target` (a foreign
 /// server name), or of this database when `target` is NULL. Changes nothing.
+#[allow(clippy::type_complexity)] // pgrx needs the row type spelled out here
 #[pg_extern(volatile)]
 fn drift_diff(
     target: default!(Option<&str>, "NULL"),
@@ -79,8 +88,8 @@ fn drift_diff(
         None => Target::Local,
     };
     let deltas = Spi::connect(|client| {
-        let contract = store::read_contract(&client)?;
-        let live = catalog::read_live(&client, &target, &contract)?;
+        let contract = store::read_contract(client)?;
+        let live = catalog::read_live(client, &target, &contract)?;
         Ok(diff(&contract, &live.catalog, &live.types))
     })
     .or_report();

@@ -32,7 +32,10 @@ sources:
     assert_eq!(c.tables.len(), 2);
     let orders = &c.tables[0];
     assert_eq!(orders.source_name, "App");
-    assert_eq!(orders.schema, "app", "schema defaults to the source name, folded");
+    assert_eq!(
+        orders.schema, "app",
+        "schema defaults to the source name, folded"
+    );
     assert_eq!(orders.identifier, "orders");
     assert_eq!(orders.database.as_deref(), Some("analytics"));
     assert!(orders.columns.is_empty());
@@ -64,7 +67,10 @@ sources:
     let t = &c.tables[0];
     assert_eq!(t.identifier, "Artist");
     assert_eq!(t.columns[0].name, "ArtistId");
-    assert_eq!(t.columns[1].name, "name", "a column without quote: true folds");
+    assert_eq!(
+        t.columns[1].name, "name",
+        "a column without quote: true folds"
+    );
 }
 
 #[test]
@@ -120,7 +126,10 @@ sources:
     assert_eq!(err.origin, "models/sources.yml");
     assert_eq!(err.line, Some(4));
     assert!(err.message.contains("sources[app].schema"), "{err}");
-    assert!(err.to_string().starts_with("models/sources.yml:4:"), "{err}");
+    assert!(
+        err.to_string().starts_with("models/sources.yml:4:"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -163,7 +172,11 @@ fn a_yaml_bomb_is_refused_with_bounded_work() {
     doc.push_str("sources: *a11\n");
     let started = std::time::Instant::now();
     let err = parse(&doc).unwrap_err();
-    assert!(started.elapsed().as_secs() < 5, "bomb took {:?}", started.elapsed());
+    assert!(
+        started.elapsed().as_secs() < 5,
+        "bomb took {:?}",
+        started.elapsed()
+    );
     assert!(err.message.starts_with("invalid YAML"), "{err}");
 }
 
@@ -202,14 +215,25 @@ fn manifest_sources_are_read_and_other_nodes_ignored() {
     assert_eq!(c.tables.len(), 1);
     let t = &c.tables[0];
     assert_eq!((t.schema.as_str(), t.identifier.as_str()), ("app", "Users"));
-    let cols: Vec<_> = t.columns.iter().map(|c| (c.name.as_str(), c.data_type.as_deref())).collect();
-    assert_eq!(cols, [("zeta", Some("text")), ("Alpha", None)], "document order kept");
+    let cols: Vec<_> = t
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.data_type.as_deref()))
+        .collect();
+    assert_eq!(
+        cols,
+        [("zeta", Some("text")), ("Alpha", None)],
+        "document order kept"
+    );
 }
 
 #[test]
 fn malformed_json_manifest_names_line_and_column() {
-    let err = parse_document("target/manifest.json", "{\n  \"nodes\": {},\n  \"sources\": {,}\n}")
-        .unwrap_err();
+    let err = parse_document(
+        "target/manifest.json",
+        "{\n  \"nodes\": {},\n  \"sources\": {,}\n}",
+    )
+    .unwrap_err();
     assert_eq!(err.origin, "target/manifest.json");
     assert_eq!(err.line, Some(3));
     assert!(err.column.is_some());
@@ -217,8 +241,8 @@ fn malformed_json_manifest_names_line_and_column() {
 
 #[test]
 fn a_json_properties_file_is_not_mistaken_for_a_manifest() {
-    let c = parse(r#"{"version": 2, "sources": [{"name": "s", "tables": [{"name": "t"}]}]}"#)
-        .unwrap();
+    let c =
+        parse(r#"{"version": 2, "sources": [{"name": "s", "tables": [{"name": "t"}]}]}"#).unwrap();
     assert_eq!(c.kind, DocumentKind::Yaml);
     assert_eq!(c.tables[0].identifier, "t");
 }
@@ -229,12 +253,23 @@ fn the_real_gitlab_manifest_parses() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/realdata/manifests/gitlab_analytics_manifest_dbt0.19.1_2022-02.json.gz"
     );
-    let out = std::process::Command::new("gzip").arg("-dc").arg(path).output().unwrap();
-    assert!(out.status.success(), "{path}: the tests read ../shared/realdata beside the checkout");
+    let out = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{path}: the tests read ../shared/realdata beside the checkout"
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let c = parse_document("manifest.json", &text).unwrap();
     assert_eq!(c.kind, DocumentKind::Manifest);
-    assert_eq!(c.tables.len(), 747, "the manifest holds 747 enabled sources");
+    assert_eq!(
+        c.tables.len(),
+        747,
+        "the manifest holds 747 enabled sources"
+    );
     assert!(c.tables.iter().any(|t| t.source_name == "gitlab_dotcom"));
 }
 
@@ -257,4 +292,3 @@ fn every_real_sources_file_parses() {
         assert!(c.tables.len() >= expected_min, "{file}: {}", c.tables.len());
     }
 }
-

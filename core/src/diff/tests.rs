@@ -75,7 +75,10 @@ fn summary(deltas: &[Delta]) -> Vec<String> {
 
 #[test]
 fn no_drift_when_contract_matches() {
-    let contract = vec![table("users", vec![col("id", Some("int")), col("email", None)])];
+    let contract = vec![table(
+        "users",
+        vec![col("id", Some("int")), col("email", None)],
+    )];
     let live = catalog(vec![(
         "users",
         live(&[("id", "integer", "integer"), ("email", "text", "text")]),
@@ -87,7 +90,14 @@ fn no_drift_when_contract_matches() {
 #[test]
 fn each_change_kind_is_reported() {
     let contract = vec![
-        table("users", vec![col("id", Some("int")), col("gone", None), col("name", Some("varchar(50)"))]),
+        table(
+            "users",
+            vec![
+                col("id", Some("int")),
+                col("gone", None),
+                col("name", Some("varchar(50)")),
+            ],
+        ),
         table("missing", vec![]),
     ];
     let live = catalog(vec![(
@@ -101,7 +111,10 @@ fn each_change_kind_is_reported() {
     )]);
     let t = types(&[
         ("int", known("integer", None)),
-        ("varchar(50)", known("character varying", Some("character varying(50)"))),
+        (
+            "varchar(50)",
+            known("character varying", Some("character varying(50)")),
+        ),
     ]);
     assert_eq!(
         summary(&diff(&contract, &live, &t)),
@@ -130,18 +143,27 @@ fn a_type_without_modifier_matches_any_modifier() {
 #[test]
 fn tables_without_columns_are_only_checked_for_existence() {
     let contract = vec![table("wide", vec![])];
-    let live = catalog(vec![("wide", live(&[("a", "text", "text"), ("b", "text", "text")]))]);
+    let live = catalog(vec![(
+        "wide",
+        live(&[("a", "text", "text"), ("b", "text", "text")]),
+    )]);
     assert!(diff(&contract, &live, &HashMap::new()).is_empty());
 }
 
 #[test]
 fn one_missing_and_one_new_of_the_same_type_is_a_rename() {
-    let contract = vec![table("t", vec![col("id", Some("int")), col("old_name", Some("text"))])];
+    let contract = vec![table(
+        "t",
+        vec![col("id", Some("int")), col("old_name", Some("text"))],
+    )];
     let live = catalog(vec![(
         "t",
         live(&[("id", "integer", "integer"), ("new_name", "text", "text")]),
     )]);
-    let t = types(&[("int", known("integer", None)), ("text", known("text", None))]);
+    let t = types(&[
+        ("int", known("integer", None)),
+        ("text", known("text", None)),
+    ]);
     assert_eq!(
         summary(&diff(&contract, &live, &t)),
         ["t new_name renamed text text renamed from old_name"]
@@ -150,7 +172,10 @@ fn one_missing_and_one_new_of_the_same_type_is_a_rename() {
 
 #[test]
 fn no_rename_when_types_differ_or_are_unknown_or_ambiguous() {
-    let t = types(&[("int", known("integer", None)), ("text", known("text", None))]);
+    let t = types(&[
+        ("int", known("integer", None)),
+        ("text", known("text", None)),
+    ]);
     // Different type: removed + added.
     let contract = vec![table("t", vec![col("old", Some("int"))])];
     let live1 = catalog(vec![("t", live(&[("new", "text", "text")]))]);
@@ -163,7 +188,10 @@ fn no_rename_when_types_differ_or_are_unknown_or_ambiguous() {
     assert_eq!(diff(&contract, &live1, &t).len(), 2);
     // Two arrivals: ambiguous.
     let contract = vec![table("t", vec![col("old", Some("text"))])];
-    let live2 = catalog(vec![("t", live(&[("a", "text", "text"), ("b", "text", "text")]))]);
+    let live2 = catalog(vec![(
+        "t",
+        live(&[("a", "text", "text"), ("b", "text", "text")]),
+    )]);
     assert_eq!(diff(&contract, &live2, &t).len(), 3);
 }
 

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The test command (README): installs what is missing, then runs every test.
+#   1. cargo fmt --check and clippy -D warnings
+#   2. plain `cargo test` of the pure logic (drift_watch_core)
+#   3. the extension built and installed into the system PostgreSQL 15
+#   4. SQL regression suites (tests/sql, tests/expected) run by pg_regress against real clusters
+#      started here: an audit cluster with the extension, and an app cluster holding the real
+#      schemas from ../shared/realdata, read through foreign servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ROOT=$PWD
+export REALDATA=${REALDATA:-$ROOT/../shared/realdata}
+[ -d "$REALDATA" ] || die "real test data not found at $REALDATA (the shared/ folder beside the checkout)"
+
+bash scripts/setup.sh
+
+summary=()
+step() { log "$1"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy -D warnings"
+cargo clippy -q -p drift_watch_core --all-targets -- -D warnings
+cargo clippy -q -p drift_watch --lib -- -D warnings
+summary+=("fmt + clippy: clean")
+
+step "unit tests (pure logic)"
+cargo test -q -p drift_watch_core 2>&1 | tee "${TMPDIR:-/tmp}/dw-unit.log" | grep -E "^test result|FAILED|panicked" || true
+grep -q "test result: FAILED" "${TMPDIR:-/tmp}/dw-unit.log" && die "unit tests failed"
+grep -q "test result: ok" "${TMPDIR:-/tmp}/dw-unit.log" || die "unit tests did not run"
+summary+=("unit: $(grep -m1 '^test result' "${TMPDIR:-/tmp}/dw-unit.log")")
+
+step "build and install the extension"
+install_flags=(--pg-config "$PG_CONFIG")
+[ "$(id -u)" = 0 ] || install_flags+=(--sudo)
+(cd extension && cargo pgrx install "${install_flags[@]}" >/dev/null)
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/drift_watch-test.XXXXXX")
+chmod 755 "$W"
+cleanup() { cluster_stop "$W/audit"; cluster_stop "$W/app"; rm -rf "$W"; }
+trap cleanup EXIT
+AUDIT_PORT=$(free_port); APP_PORT=$(free_port)
+step "starting clusters: audit on 127.0.0.1:$AUDIT_PORT, app on 127.0.0.1:$APP_PORT"
+cluster_init "$W/audit" "$AUDIT_PORT"
+cluster_init "$W/app" "$APP_PORT"
+
+step "loading the real schemas into the app cluster"
+bash tests/realdata/load.sh "$APP_PORT"
+pg "$APP_PORT" -c "CREATE DATABASE app" -c "CREATE ROLE reader LOGIN PASSWORD 'reader-secret'"
+pg "$APP_PORT" -d app -f tests/fixtures/app.sql
+
+# The regression database: the extension, and one foreign server per app database.
+gzip -dc "$REALDATA/manifests/gitlab_analytics_manifest_dbt0.19.1_2022-02.json.gz" > "$W/manifest.json"
+chmod 644 "$W/manifest.json"
+pg "$AUDIT_PORT" -c "CREATE DATABASE regress"
+{
+  echo "SET client_min_messages = warning;"
+  echo "CREATE EXTENSION drift_watch CASCADE;"
+  echo "CREATE EXTENSION postgres_fdw;"
+  for db in $(pg "$APP_PORT" -At -c "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres','template0','template1')"); do
+    echo "CREATE SERVER $db FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '$APP_PORT', dbname '$db');"
+    echo "CREATE USER MAPPING FOR postgres SERVER $db OPTIONS (user 'postgres');"
+  done
+  # A dblink_fdw server, a server nobody listens on, and one without a user mapping.
+  echo "CREATE SERVER app_dblink FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host '127.0.0.1', port '$APP_PORT', dbname 'app');"
+  echo "CREATE USER MAPPING FOR PUBLIC SERVER app_dblink OPTIONS (user 'reader', password 'reader-secret');"
+  echo "CREATE SERVER app_down FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '1', dbname 'app', connect_timeout '5');"
+  echo "CREATE USER MAPPING FOR postgres SERVER app_down OPTIONS (user 'postgres');"
+  echo "CREATE SERVER app_unmapped FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '$APP_PORT', dbname 'app');"
+} | pg "$AUDIT_PORT" -d regress
+
+step "SQL regression suites"
+export DW_MANIFEST="$W/manifest.json"
+tests=$(cd tests/sql && ls *.sql | sed 's/\.sql$//' | sort)
+set +e
+"$($PG_CONFIG --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+  --use-existing --host=127.0.0.1 --port="$AUDIT_PORT" --user=postgres --dbname=regress \
+  --inputdir=tests --outputdir="$W/regress" $tests
+rc=$?
+set -e
+if [ $rc -ne 0 ]; then
+  cat "$W/regress/regression.diffs" 2>/dev/null | head -200
+  die "SQL regression suites failed"
+fi
+summary+=("sql regression: $(echo $tests | wc -w) suites passed ($(echo $tests))")
+
+log "summary"
+printf '  %s\n' "${summary[@]}"
