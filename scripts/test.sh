@@ -10,8 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ROOT=$PWD
-export REALDATA=${REALDATA:-$ROOT/../shared/realdata}
+REALDATA=${REALDATA:-$ROOT/../shared/realdata}
 [ -d "$REALDATA" ] || die "real test data not found at $REALDATA (the shared/ folder beside the checkout)"
+REALDATA=$(cd "$REALDATA" && pwd)
+export REALDATA DW_REALDATA=$REALDATA
 
 bash scripts/setup.sh
 
@@ -80,7 +82,10 @@ set +e
 rc=$?
 set -e
 if [ $rc -ne 0 ]; then
-  cat "$W/regress/regression.diffs" 2>/dev/null | head -200
+  head -300 "$W/regress/regression.diffs" 2>/dev/null || true
+  if [ -n "${DW_KEEP_RESULTS:-}" ]; then
+    mkdir -p "$DW_KEEP_RESULTS" && cp -r "$W/regress/." "$DW_KEEP_RESULTS/"
+  fi
   die "SQL regression suites failed"
 fi
 summary+=("sql regression: $(echo $tests | wc -w) suites passed ($(echo $tests))")

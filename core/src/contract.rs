@@ -215,7 +215,10 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
             origin,
             location.map(|l| l.line()),
             location.map(|l| l.column()),
-            format!("invalid YAML: {}", yaml_message(&e.to_string())),
+            format!(
+                "not a valid dbt properties file: {}",
+                yaml_message(&e.to_string())
+            ),
         )
     })?;
 
@@ -329,6 +332,15 @@ fn dedupe_columns(columns: Vec<ContractColumn>) -> Vec<ContractColumn> {
     }
     out.reverse();
     out
+}
+
+/// serde_json's message without its " at line L column C" suffix (kept in the error's fields).
+fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
 }
 
 /// serde-saphyr's message without its own "error: line L column C: " prefix (the location is
@@ -455,7 +467,7 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
             origin,
             Some((e.line() + line_offset) as u64),
             Some(e.column() as u64),
-            format!("invalid manifest JSON: {e}"),
+            format!("not a valid dbt manifest: {}", json_message(&e)),
         )
     };
     let probe: ManifestProbe = serde_json::from_str(document).map_err(|e| json_error(e, 0))?;

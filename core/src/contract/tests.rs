@@ -137,7 +137,10 @@ fn malformed_yaml_names_origin_line_and_column() {
     let err = parse("sources:\n  - name: a\n    tables: [\n      {name: b\n").unwrap_err();
     assert_eq!(err.origin, "models/sources.yml");
     assert!(err.line.is_some(), "{err}");
-    assert!(err.message.starts_with("invalid YAML"), "{err}");
+    assert!(
+        err.message.starts_with("not a valid dbt properties file"),
+        "{err}"
+    );
 
     let err = parse("sources:\n  - name: a\n    tables:\n      - name: b\n     bad: indent\n")
         .unwrap_err();
@@ -177,7 +180,10 @@ fn a_yaml_bomb_is_refused_with_bounded_work() {
         "bomb took {:?}",
         started.elapsed()
     );
-    assert!(err.message.starts_with("invalid YAML"), "{err}");
+    assert!(
+        err.message.starts_with("not a valid dbt properties file"),
+        "{err}"
+    );
 }
 
 #[test]

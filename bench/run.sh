@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# On-demand performance benchmark for drift_watch (not part of CI): builds the extension in release
+# mode, fills a throwaway cluster with a synthetic 150,000-column catalog and a 1,000-table contract,
+# times drift_diff() against the physical limit (the bare catalog query) and against what dbt-based
+# tools do (one information_schema query per table), then times load_contract() on a real manifest.
+# Prints a Markdown table on stdout; progress goes to stderr.
+#
+# Env: BENCH_SKIP_INSTALL=1 (use the installed build), BENCH_REPS (default 7),
+#      BENCH_MANIFEST (a gzipped manifest.json).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+REPS=${BENCH_REPS:-7}
+MANIFEST=${BENCH_MANIFEST:-../shared/realdata/manifests/gitlab_analytics_manifest_dbt0.19.1_2022-02.json.gz}
+[ -f "$MANIFEST" ] || die "no manifest at $MANIFEST"
+
+if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
+  log "cargo pgrx install --release"
+  (cd extension && cargo pgrx install --release --pg-config "$PG_CONFIG") >&2
+fi
+
+# The installed library is shared with every other build on this machine (scripts/test.sh installs
+# a debug build): say which one is measured, and whether it changed during the run.
+lib="$($PG_CONFIG --pkglibdir)/drift_watch.so"
+build=other
+cmp -s "$lib" target/release/libdrift_watch.so && build=release
+cmp -s "$lib" target/debug/libdrift_watch.so && build=debug
+[ "$build" = release ] || log "warning: the installed drift_watch.so is not target/release's ($build build)"
+lib_sum=$(md5sum <"$lib")
+
+dir=$(mktemp -d /tmp/drift_watch_bench.XXXXXX)
+port=$(free_port)
+trap 'cluster_stop "$dir"; rm -rf "$dir"' EXIT
+log "cluster on port $port in $dir"
+cluster_init "$dir" "$port" "shared_buffers = '256MB'"
+pg "$port" -d postgres -c "CREATE DATABASE bench"
+db() { pg "$port" -d bench "$@"; }
+
+# run_ms NAME FILE [N]: runs the pgbench script FILE N+1 times on one connection and prints the
+# median latency in ms of the last N (the first run warms the backend's caches and is dropped).
+# pgbench's per-transaction log (-l) gives each run's latency in microseconds (3rd field).
+run_ms() {
+  local name=$1 file=$2 n=${3:-$REPS}
+  rm -f "$dir/log_$name".*
+  pgbench -n -h 127.0.0.1 -p "$port" -U postgres -t $((n + 1)) -f "$file" \
+    -l --log-prefix="$dir/log_$name" bench >"$dir/$name.out" 2>&1 \
+    || { cat "$dir/$name.out" >&2; die "pgbench failed on $file"; }
+  tail -q -n "$n" "$dir/log_$name".* | awk '{print $3}' | sort -n \
+    | awk '{v[NR] = $1} END {printf "%.1f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) / 1000}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a / b}'; }
+sql_file() { local f="$dir/$1.sql"; cat >"$f"; echo "$f"; }   # stdin -> $dir/NAME.sql
+
+log "synthetic catalog: 5 schemas × 1,000 tables × 30 columns"
+t0=$(date +%s)
+db -c "CREATE EXTENSION drift_watch CASCADE" -c "CREATE EXTENSION postgres_fdw" -f bench/synthetic.sql
+db -c "VACUUM ANALYZE"   # catalog statistics, as on a long-lived warehouse
+log "catalog built in $(( $(date +%s) - t0 )) s"
+
+# The contract, as YAML text generated in SQL; then drift in 20 tables.
+# Written to a file so that the timed load does not include generating it.
+db -At -c "SELECT bench.contract_yaml()" >"$dir/contract.yml"
+chmod 644 "$dir/contract.yml"
+yaml_kb=$(( $(stat -c %s "$dir/contract.yml") / 1024 ))
+yaml_ms=$(run_ms load_yaml "$(sql_file load_yaml <<<"SELECT load_contract('bench.yml', pg_read_file('$dir/contract.yml'));")")
+db -c "SELECT bench.make_drift()" >/dev/null
+read -r ntables ncols < <(db -At -F ' ' -c "SELECT count(DISTINCT t.id), count(*)
+  FROM drift_watch.contract_table t JOIN drift_watch.contract_column c ON c.table_id = t.id")
+ndelta=$(db -At -c "SELECT count(*) FROM drift_diff()")
+log "contract: $ntables tables, $ncols columns; drift_diff() returns $ndelta rows"
+
+# Remote side: a postgres_fdw server pointing back at this very database.
+db -c "CREATE SERVER bench_self FOREIGN DATA WRAPPER postgres_fdw
+         OPTIONS (host '127.0.0.1', port '$port', dbname 'bench')" \
+   -c "CREATE USER MAPPING FOR postgres SERVER bench_self OPTIONS (user 'postgres')"
+
+# The statement drift_diff() issues, alone. Wrapped so that every column is computed (a plain
+# count(*) would let the planner drop the format_type calls) while one row reaches the client.
+query=$(db -At -c "SELECT bench.catalog_query()")
+wrap='SELECT count(*), sum(length(q.c) + length(q.e) + length(q.f)) FROM'
+cols='kind text, a text, b text, c text, d int4, e text, f text'
+spellings=$(db -At -c "SELECT quote_literal(array_agg(DISTINCT data_type)::text) FROM drift_watch.contract_column")
+
+log "timing (median of $REPS after one warm-up run)"
+diff_ms=$(run_ms diff "$(sql_file diff <<<"SELECT count(*) FROM drift_diff();")")
+raw_ms=$(PGOPTIONS='-c search_path=pg_catalog' run_ms raw "$(sql_file raw <<<"$wrap ($query) q;")")
+contract_ms=$(run_ms contract "$(sql_file contract <<<"SELECT count(*), sum(length(c.column_name) + length(c.data_type))
+  FROM (SELECT t.id, t.source_name, t.table_name, t.database_name, t.schema_name, t.identifier,
+               c.column_name, c.data_type, c.quoted
+          FROM drift_watch.contract_table t LEFT JOIN drift_watch.contract_column c ON c.table_id = t.id
+         ORDER BY t.source_name, t.table_name, c.position) c;")")
+canon_ms=$(run_ms canon "$(sql_file canon <<<"SELECT count(*) FROM drift_watch._canonical_types($spellings::text[]);")")
+db -At -c "SELECT * FROM bench.information_schema_queries()" >"$dir/infoschema.sql"
+info_ms=$(run_ms infoschema "$dir/infoschema.sql" 3)
+rdiff_ms=$(run_ms rdiff "$(sql_file rdiff <<<"SELECT count(*) FROM drift_diff('bench_self');")")
+rraw_ms=$(run_ms rraw "$(sql_file rraw <<<"$wrap dblink('bench_self', \$bench\$SET search_path = pg_catalog; $query\$bench\$) AS q($cols);")")
+rconn_ms=$(run_ms rconn "$(sql_file rconn <<<"SELECT * FROM dblink('bench_self', 'SELECT 1') AS t(x int);")")
+
+# The real manifest: decompressed where the server (OS user postgres) can read it.
+log "real manifest: $MANIFEST"
+gzip -dc "$MANIFEST" >"$dir/manifest.json"
+chmod 644 "$dir/manifest.json"
+manifest_mb=$(awk -v b="$(stat -c %s "$dir/manifest.json")" 'BEGIN {printf "%.1f", b / 1048576}')
+read_sql="pg_read_file('$dir/manifest.json')"
+fread_ms=$(run_ms fread "$(sql_file fread <<<"SELECT length($read_sql);")")
+load_ms=$(run_ms load "$(sql_file load <<<"SELECT load_contract('manifest.json', $read_sql);")")
+nmanifest=$(db -At -c "SELECT load_contract('manifest.json', $read_sql)")
+
+# Peak memory: VmHWM (peak resident set) of a fresh backend, read by the backend itself from
+# /proc/self/status, before and after one statement. Baseline first, in the same session.
+hwm="SELECT substring(pg_read_file('/proc/self/status') from 'VmHWM:\s+(\d+)')::int"
+hwm_delta() { db -At -c "$hwm" -c "$1" -c "$hwm" | awk 'NR == 1 {a = $1} END {printf "%d %d\n", a / 1024, ($1 - a) / 1024}'; }
+read -r base_mb load_mem_mb < <(hwm_delta "SELECT load_contract('manifest.json', $read_sql) IS NULL")
+read -r _ read_mem_mb < <(hwm_delta "SELECT length($read_sql) IS NULL")
+db -c "SELECT forget_contract('manifest.json')" >/dev/null   # back to the synthetic contract
+read -r _ diff_mem_mb < <(hwm_delta "SELECT count(*) IS NULL FROM drift_diff()")
+
+[ "$(md5sum <"$lib")" = "$lib_sum" ] || { log "warning: drift_watch.so was reinstalled during the run"; build="$build, REPLACED MID-RUN"; }
+
+cat <<EOF
+
+### drift_watch benchmark ($(date -u +%Y-%m-%d), PostgreSQL $(db -At -c "SHOW server_version" | cut -d' ' -f1), $(nproc) CPUs, $build build)
+
+Synthetic catalog: 5,000 tables / 150,000 columns; contract: $ntables tables / $ncols columns with
+\`data_type\`, 20 tables drifted ($ndelta rows). Median of $REPS warm runs (information_schema: 3).
+
+| Measurement | Median | Note |
+|---|---:|---|
+| (a) \`drift_diff()\`, local | $diff_ms ms | |
+| (b) raw \`pg_catalog\` query, same 1,000 tables | $raw_ms ms | physical limit |
+| **drift_diff / raw** | **$(ratio "$diff_ms" "$raw_ms")** | goal ≤ 1.5× |
+| &nbsp;&nbsp;contract read (ORDER BY query alone) | $contract_ms ms | part of (a) |
+| &nbsp;&nbsp;\`_canonical_types\` ($(tr -cd , <<<"$spellings" | wc -c | awk '{print $1 + 1}') spellings) | $canon_ms ms | part of (a) |
+| (c) \`information_schema.columns\`, 1 query per table | $info_ms ms | $ntables queries, as dbt does |
+| **information_schema / drift_diff** | **$(ratio "$info_ms" "$diff_ms")** | |
+| (d) \`drift_diff('bench_self')\` via postgres_fdw server | $rdiff_ms ms | same cluster, TCP |
+| (d) raw query via \`dblink\` | $rraw_ms ms | |
+| **remote drift_diff / raw** | **$(ratio "$rdiff_ms" "$rraw_ms")** | dblink connect alone: $rconn_ms ms |
+| \`load_contract\`, synthetic YAML (${yaml_kb} KB) | $yaml_ms ms | $ntables tables |
+| \`load_contract\`, real manifest (${manifest_mb} MB) | $load_ms ms | $nmanifest source tables; goal < 1 s |
+| \`pg_read_file\` of the manifest alone | $fread_ms ms | physical limit of the load |
+| backend peak memory (VmHWM) increase, manifest load | +$load_mem_mb MB | fresh backend: $base_mb MB |
+| backend peak memory increase, file read alone | +$read_mem_mb MB | |
+| backend peak memory increase, \`drift_diff()\` | +$diff_mem_mb MB | |
+EOF
