@@ -345,7 +345,17 @@ fn json_message(e: &serde_json::Error) -> String {
 
 /// serde-saphyr's message without its own "error: line L column C: " prefix (the location is
 /// already in the error's own fields) and without the source snippet that follows.
-fn yaml_message(rendered: &str) -> &str {
+fn yaml_message(rendered: &str) -> String {
+    let message = strip_location(rendered);
+    if message.starts_with("budget breached") {
+        // Alias bombs and giant documents end here; say so in words.
+        format!("{message} (the document expands beyond drift_watch's parsing limits)")
+    } else {
+        message.to_string()
+    }
+}
+
+fn strip_location(rendered: &str) -> &str {
     let first = rendered.lines().next().unwrap_or(rendered);
     let first = first.strip_prefix("error: ").unwrap_or(first);
     match first.strip_prefix("line ") {

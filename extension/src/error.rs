@@ -49,7 +49,7 @@ impl DriftError {
             DriftError::Contract(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             DriftError::DuplicateTable { .. } => ERRCODE_UNIQUE_VIOLATION,
             DriftError::UnknownTarget(_) => ERRCODE_UNDEFINED_OBJECT,
-            DriftError::NoUserMapping { .. } => ERRCODE_FDW_OPTION_NAME_NOT_FOUND,
+            DriftError::NoUserMapping { .. } => ERRCODE_UNDEFINED_OBJECT,
             DriftError::TargetUnreachable { .. } => ERRCODE_CONNECTION_FAILURE,
             DriftError::DblinkMissing => ERRCODE_UNDEFINED_FUNCTION,
             DriftError::Spi(_) => ERRCODE_INTERNAL_ERROR,

@@ -50,6 +50,7 @@ SELECT load_contract('models/broken.yml', 'sources: {name: app}');
 SELECT load_contract('models/dup.yml', 'sources: [{name: app, tables: [{name: users}]}]');
 SELECT * FROM drift_diff('no_such_server');
 SELECT * FROM drift_diff('app_down');
+SELECT * FROM drift_diff('app_unmapped');
 \set VERBOSITY default
 
 SELECT forget_contract(origin) FROM drift_watch.contract_origin;
