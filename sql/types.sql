@@ -1,9 +1,11 @@
--- Canonical spellings of contract data types, by the server's own type parser.
--- Built-in types are answered here (format_type of the parsed type); a name this database does not
--- know as a built-in (enum, domain, any user type) is marked `needs_target` and resolved on the
--- target, where the application's types live. A spelling Postgres cannot parse gets its error text.
+-- Contract data types through the server's own type parser: the type oid, the modifier (NULL when
+-- the spelling has none) and the canonical spelling (format_type). Built-in types are answered
+-- here (their oids are the same on every server); a name this database does not know as a
+-- built-in (enum, domain, any user type) is marked `needs_target` and resolved on the target,
+-- where the application's types live. A spelling Postgres cannot parse gets its error text.
 CREATE FUNCTION drift_watch._canonical_types(spellings text[])
-RETURNS TABLE (spelling text, base_type text, full_type text, needs_target boolean, parse_error text)
+RETURNS TABLE (spelling text, type_oid oid, typmod integer, canonical text, needs_target boolean,
+               parse_error text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog
 AS $$
@@ -14,20 +16,22 @@ DECLARE
 BEGIN
     FOREACH s IN ARRAY spellings LOOP
         spelling := s;
-        base_type := NULL;
-        full_type := NULL;
+        type_oid := NULL;
+        typmod := NULL;
+        canonical := NULL;
         needs_target := false;
         parse_error := NULL;
         BEGIN
-            SELECT p.type_oid, p.typmod INTO t, m FROM drift_watch._parse_type(s) p;
+            SELECT p.type_oid, p.typmod INTO t, m FROM drift_watch._parse_type(s) AS p;
             -- pgrx returns InvalidOid as NULL.
             IF t IS NULL OR t = 0 OR t >= 16384::oid THEN
                 needs_target := true;
             ELSE
-                base_type := format_type(t, NULL);
+                type_oid := t;
                 IF m >= 0 THEN
-                    full_type := format_type(t, m);
+                    typmod := m;
                 END IF;
+                canonical := format_type(t, typmod);
             END IF;
         EXCEPTION WHEN others THEN
             parse_error := SQLERRM;

@@ -1,13 +1,15 @@
 //! The diff: contract against one read of a live catalog.
 //!
 //! Rules (the words): a table with no columns listed is only checked for existence; a
-//! table with columns is checked column by column; a documented type matches when its base type
-//! is the live base type and, if it names a modifier, the modifier too; where exactly one
+//! table with columns is checked column by column; a documented type matches when it is the live
+//! column's type (same type oid) and, if it names a modifier, the same modifier (typmod) — the
+//! exact meaning of comparing `format_type` spellings, without formatting; where exactly one
 //! documented column is missing and exactly one undocumented column of the same type arrived in
 //! the same table, that is one `renamed` delta rather than a removed + added pair.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use crate::contract::{ContractColumn, ContractTable};
 
@@ -52,13 +54,15 @@ pub struct Delta {
     pub detail: Option<String>,
 }
 
-/// A live column: `base_type` is `format_type(atttypid, NULL)`, `full_type` adds the modifier.
+/// A live column: its type as `pg_attribute` has it, and as `format_type` spells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveColumn {
     pub attnum: i32,
     pub name: String,
-    pub base_type: String,
-    pub full_type: String,
+    pub type_oid: u32,
+    pub typmod: i32,
+    /// `format_type(atttypid, atttypmod)`, shared by every column of the same type.
+    pub type_name: Arc<str>,
 }
 
 /// A live relation (table, partitioned table, view, materialized view or foreign table).
@@ -73,8 +77,13 @@ pub type LiveCatalog = HashMap<(String, String), LiveTable>;
 /// A contract spelling as the server's type parser understood it, for a table in a schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolvedType {
-    /// `full` is set only when the spelling carried a modifier (`varchar(255)`).
-    Known { base: String, full: Option<String> },
+    /// The type's oid on the target (built-in oids are the same on every server), the modifier
+    /// when the spelling carried one (`varchar(255)`), and the canonical spelling to show.
+    Known {
+        oid: u32,
+        typmod: Option<i32>,
+        spelling: String,
+    },
     /// Postgres could not parse the spelling or has no such type; the reason is its own words.
     Unknown { reason: String },
 }
@@ -158,14 +167,16 @@ fn check_type(
         return TypeCheck::NotDocumented;
     };
     match resolve(types, schema, spelling) {
-        Some(ResolvedType::Known { base, full }) => {
-            let same =
-                *base == live.base_type && full.as_ref().is_none_or(|f| *f == live.full_type);
-            if same {
+        Some(ResolvedType::Known {
+            oid,
+            typmod,
+            spelling,
+        }) => {
+            if *oid == live.type_oid && typmod.is_none_or(|m| m == live.typmod) {
                 TypeCheck::Matches
             } else {
                 TypeCheck::Differs {
-                    contract: full.clone().unwrap_or_else(|| base.clone()),
+                    contract: spelling.clone(),
                 }
             }
         }
@@ -187,7 +198,7 @@ fn canonical_contract_type(
 ) -> Option<String> {
     let spelling = column.data_type.as_deref()?;
     Some(match resolve(types, schema, spelling) {
-        Some(ResolvedType::Known { base, full }) => full.clone().unwrap_or_else(|| base.clone()),
+        Some(ResolvedType::Known { spelling, .. }) => spelling.clone(),
         _ => spelling.to_string(),
     })
 }
@@ -224,14 +235,14 @@ fn diff_columns(
                 &column.name,
                 Change::Retyped,
                 Some(contract),
-                Some(live_column.full_type.clone()),
+                Some(live_column.type_name.to_string()),
                 None,
             )),
             TypeCheck::Invalid { spelling, reason } => out.push(row(
                 &column.name,
                 Change::Retyped,
                 Some(spelling.clone()),
-                Some(live_column.full_type.clone()),
+                Some(live_column.type_name.to_string()),
                 Some(format!(
                     "contract data_type '{spelling}' is not a type the target knows: {reason}"
                 )),
@@ -253,7 +264,7 @@ fn diff_columns(
                 &new.name,
                 Change::Renamed,
                 canonical_contract_type(types, &table.schema, old),
-                Some(new.full_type.clone()),
+                Some(new.type_name.to_string()),
                 Some(format!("renamed from {}", old.name)),
             ));
             return;
@@ -282,7 +293,7 @@ fn diff_columns(
             &new.name,
             Change::Added,
             None,
-            Some(new.full_type.clone()),
+            Some(new.type_name.to_string()),
             None,
         ));
     }

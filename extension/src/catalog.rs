@@ -9,15 +9,17 @@
 //! Postgres and the read is an ordinary, cancellable backend query on the replica.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use drift_watch_core::ident::literal;
 use drift_watch_core::types::{user_type_lookup, TypeLookup};
-use drift_watch_core::{ContractTable, LiveCatalog, LiveColumn, ResolvedType, TypeKey};
+use drift_watch_core::{ContractTable, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::error::DriftError;
+use crate::spi_rows;
 
 /// Where the live schema is read from.
 pub enum Target<'a> {
@@ -102,17 +104,18 @@ fn canonical_types(
     }
     let spellings: Vec<&str> = uses.keys().copied().collect();
     let rows = client.select(
-        "SELECT spelling, base_type, full_type, needs_target, parse_error
+        "SELECT spelling, type_oid, typmod, canonical, needs_target, parse_error
            FROM drift_watch._canonical_types($1)",
         None,
         &[spellings.into()],
     )?;
     for row in rows {
         let spelling: String = row.get(1)?.unwrap_or_default();
-        let base: Option<String> = row.get(2)?;
-        let full: Option<String> = row.get(3)?;
-        let needs_target: bool = row.get(4)?.unwrap_or(false);
-        let error: Option<String> = row.get(5)?;
+        let oid: Option<pg_sys::Oid> = row.get(2)?;
+        let typmod: Option<i32> = row.get(3)?;
+        let canonical: Option<String> = row.get(4)?;
+        let needs_target: bool = row.get(5)?.unwrap_or(false);
+        let error: Option<String> = row.get(6)?;
         for schema in &uses[spelling.as_str()] {
             let key = (schema.to_string(), spelling.clone());
             if needs_target {
@@ -124,12 +127,13 @@ fn canonical_types(
                         reason: reason.clone(),
                     },
                 );
-            } else if let Some(base) = &base {
+            } else if let (Some(oid), Some(canonical)) = (oid, &canonical) {
                 resolved.insert(
                     key,
                     ResolvedType::Known {
-                        base: base.clone(),
-                        full: full.clone(),
+                        oid: oid.to_u32(),
+                        typmod,
+                        spelling: canonical.clone(),
                     },
                 );
             }
@@ -143,25 +147,54 @@ fn array_literal<'a>(values: impl Iterator<Item = &'a str>, cast: &str) -> Strin
     format!("ARRAY[{}]::{cast}[]", items.join(","))
 }
 
-/// The single catalog query, as text, so that the same statement runs locally and remotely.
-/// It must run with `search_path = pg_catalog`: `format_type` then qualifies every type outside
-/// pg_catalog, so spellings compare the same way whatever the caller's path is.
-pub fn catalog_query(contract: &[ContractTable], probes: &[TypeKey]) -> String {
-    let mut relations: BTreeSet<(&str, &str)> = BTreeSet::new();
-    for t in contract {
-        relations.insert((t.schema.as_str(), t.identifier.as_str()));
-    }
-    let schemas = array_literal(relations.iter().map(|r| r.0), "name");
-    let names = array_literal(relations.iter().map(|r| r.1), "name");
+/// The catalog query for one run, as text so the same statement runs locally and remotely, and
+/// the lists its result rows point into.
+pub struct CatalogQuery {
+    pub sql: String,
+    /// Row kind 0 carries an index (1-based) into this list.
+    relations: Vec<(String, String)>,
+    /// Row kind 2 carries an index (1-based) into the probes list.
+    probes: Vec<TypeKey>,
+}
+
+/// Result rows, all `(kind int4, ord int4, attnum int4, typid int8, typmod int4, name text,
+/// spelling text)`:
+/// * kind 0 — a column: relation `ord`, `attnum`, `typid`, `typmod`, `name` = attname, and
+///   `spelling` = `format_type(atttypid, atttypmod)` for user types only (a relation with no
+///   columns gives one row with NULL attnum). Built-in types have the same oids and spellings on
+///   every server, so they are formatted once per distinct (oid, typmod) in the audit database
+///   instead of once per column on the target;
+/// * kind 2 — a user type the contract names: probe `ord`, `typid` = its oid on the target and
+///   `spelling` = its `format_type`, or NULLs when the target has no such type.
+///
+/// Types are compared by oid and typmod; `format_type` is only for display. It must run with `search_path = pg_catalog`: `format_type` then qualifies every type outside
+/// pg_catalog, so the spellings shown do not depend on the caller's path.
+/// `FirstNormalObjectId`: oids below it are assigned at initdb and fixed across servers.
+const FIRST_NORMAL_OID: u32 = 16384;
+
+pub const RESULT_COLUMNS: &str =
+    "kind int4, ord int4, attnum int4, typid int8, typmod int4, name text, spelling text";
+
+pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> CatalogQuery {
+    let relations: Vec<(String, String)> = contract
+        .iter()
+        .map(|t| (t.schema.clone(), t.identifier.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let schemas = array_literal(relations.iter().map(|r| r.0.as_str()), "name");
+    let names = array_literal(relations.iter().map(|r| r.1.as_str()), "name");
     let mut sql = format!(
-        "SELECT 'c'::text AS kind, n.nspname::text AS a, c.relname::text AS b, a.attname::text AS c, \
-                a.attnum::int4 AS d, format_type(a.atttypid, NULL) AS e, \
-                format_type(a.atttypid, a.atttypmod) AS f \
-           FROM unnest({schemas}, {names}) AS w(nsp, rel) \
-           JOIN pg_namespace n ON n.nspname = w.nsp \
-           JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel \
-                          AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
-           LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        "WITH rel AS MATERIALIZED ( \
+           SELECT w.ord, c.oid \
+             FROM unnest({schemas}, {names}) WITH ORDINALITY AS w(nsp, rel, ord) \
+             JOIN pg_namespace n ON n.nspname = w.nsp \
+             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel \
+                            AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) \
+         SELECT 0, r.ord::int4, a.attnum::int4, a.atttypid::int8, a.atttypmod, a.attname::text, \
+                CASE WHEN a.atttypid >= {FIRST_NORMAL_OID} THEN format_type(a.atttypid, a.atttypmod) END \
+           FROM rel r \
+           LEFT JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
     );
     if !probes.is_empty() {
         // A user type is looked up by name in pg_type, in the schemas user_type_lookup lists:
@@ -181,16 +214,14 @@ pub fn catalog_query(contract: &[ContractTable], probes: &[TypeKey]) -> String {
         };
         sql.push_str(&format!(
             " UNION ALL \
-             SELECT 't', p.nsp, p.spelling, NULL, NULL, \
-                    (SELECT format_type(CASE WHEN p.arr = 'true' THEN t.typarray ELSE t.oid END, NULL) \
-                       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
-                      WHERE t.typname = p.typname AND n.nspname IN (p.s1, p.s2, p.s3) \
-                      ORDER BY array_position(ARRAY[p.s1, p.s2, p.s3], n.nspname::text) \
-                      LIMIT 1), \
-                    NULL \
-               FROM unnest({}, {}, {}, {}, {}, {}, {}) AS p(nsp, spelling, typname, arr, s1, s2, s3)",
-            array_literal(probes.iter().map(|p| p.0.as_str()), "text"),
-            array_literal(probes.iter().map(|p| p.1.as_str()), "text"),
+             SELECT 2, p.ord::int4, NULL, f.oid::int8, NULL, NULL, format_type(f.oid, NULL) \
+               FROM unnest({}, {}, {}, {}, {}) WITH ORDINALITY AS p(typname, arr, s1, s2, s3, ord) \
+               LEFT JOIN LATERAL ( \
+                 SELECT CASE WHEN p.arr = 'true' THEN t.typarray ELSE t.oid END AS oid \
+                   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                  WHERE t.typname = p.typname AND n.nspname IN (p.s1, p.s2, p.s3) \
+                  ORDER BY array_position(ARRAY[p.s1, p.s2, p.s3], n.nspname::text) \
+                  LIMIT 1) f ON true",
             column(&|l| Some(l.typname.clone())),
             column(&|l| Some(l.array.to_string())),
             column(&|l| l.schemas.first().cloned()),
@@ -198,7 +229,20 @@ pub fn catalog_query(contract: &[ContractTable], probes: &[TypeKey]) -> String {
             column(&|l| l.schemas.get(2).cloned()),
         ));
     }
-    sql
+    CatalogQuery {
+        sql,
+        relations,
+        probes,
+    }
+}
+
+/// The catalog statement for `contract` (type spellings canonicalised first).
+pub fn catalog_query_for(
+    client: &SpiClient<'_>,
+    contract: &[ContractTable],
+) -> Result<CatalogQuery, DriftError> {
+    let (_, probes) = canonical_types(client, contract)?;
+    Ok(catalog_query(contract, probes))
 }
 
 /// Reads the live side for `contract`: one catalog query, locally or through `dblink`.
@@ -208,9 +252,8 @@ pub fn read_live(
     contract: &[ContractTable],
 ) -> Result<LiveRead, DriftError> {
     let (mut types, probes) = canonical_types(client, contract)?;
-    let query = catalog_query(contract, &probes);
-    let columns = "kind text, a text, b text, c text, d int4, e text, f text";
-    let rows: Vec<Row> = match target {
+    let query = catalog_query(contract, probes);
+    let rows = match target {
         Target::Local => {
             let saved = client
                 .select(
@@ -226,7 +269,8 @@ pub fn read_live(
                 None,
                 &[],
             )?;
-            let rows = collect_rows(client.select(query.as_str(), None, &[])?)?;
+            let mut rows = LiveRows::new(&query);
+            spi_rows::for_each(client, &query.sql, &[], |row| rows.push(row))?;
             client.select(
                 "SELECT pg_catalog.set_config('search_path', $1, true)",
                 None,
@@ -237,23 +281,23 @@ pub fn read_live(
         Target::Server(server) => {
             check_target(client, server)?;
             let dblink = dblink_schema(client)?;
-            let remote = format!("SET search_path = pg_catalog; {query}");
+            let remote = format!("SET search_path = pg_catalog; {}", query.sql);
             let sql = format!(
-                "SELECT * FROM {}.dblink($1, $2) AS t({columns})",
+                "SELECT * FROM {}.dblink($1, $2) AS t({RESULT_COLUMNS})",
                 drift_watch_core::ident::quote(&dblink)
             );
             let server = server.to_string();
             // A failed connection or remote error is the run's failure, named by target; it is
             // raised at once by the caller, so no further SPI work follows the catch.
             PgTryBuilder::new(|| {
-                client
-                    .select(
-                        sql.as_str(),
-                        None,
-                        &[server.as_str().into(), remote.as_str().into()],
-                    )
-                    .map_err(DriftError::from)
-                    .and_then(collect_rows)
+                let mut rows = LiveRows::new(&query);
+                spi_rows::for_each(
+                    client,
+                    &sql,
+                    &[server.as_str().into(), remote.as_str().into()],
+                    |row| rows.push(row),
+                )?;
+                Ok(rows)
             })
             .catch_others(|caught| {
                 let (message, detail) = match &caught {
@@ -271,62 +315,123 @@ pub fn read_live(
             .execute()?
         }
     };
-
-    let mut catalog = LiveCatalog::new();
-    for row in rows {
-        match row.kind.as_str() {
-            "c" => {
-                let table = catalog.entry((row.a, row.b)).or_default();
-                if let (Some(name), Some(attnum), Some(base), Some(full)) =
-                    (row.c, row.d, row.e, row.f)
-                {
-                    table.columns.push(LiveColumn {
-                        attnum,
-                        name,
-                        base_type: base,
-                        full_type: full,
-                    });
-                }
-            }
-            _ => {
-                let resolved = match row.e {
-                    Some(base) => ResolvedType::Known { base, full: None },
-                    None => ResolvedType::Unknown {
-                        reason: format!("type \"{}\" does not exist", row.b),
-                    },
-                };
-                types.insert((row.a, row.b), resolved);
-            }
-        }
-    }
-    for table in catalog.values_mut() {
-        table.columns.sort_by_key(|c| c.attnum);
-    }
+    let (catalog, probed) = rows.finish(client)?;
+    types.extend(probed);
     Ok(LiveRead { catalog, types })
 }
 
-struct Row {
-    kind: String,
-    a: String,
-    b: String,
-    c: Option<String>,
-    d: Option<i32>,
-    e: Option<String>,
-    f: Option<String>,
+/// Accumulates result rows into the live catalog.
+struct LiveRows<'q> {
+    query: &'q CatalogQuery,
+    /// By relation index: `None` until the catalog shows the relation exists.
+    tables: Vec<Option<LiveTable>>,
+    /// Built-in (oid, typmod) pairs seen; spelled by `spell_builtin_types` after the read.
+    builtin: HashMap<(u32, i32), Arc<str>>,
+    probed: HashMap<TypeKey, ResolvedType>,
 }
 
-fn collect_rows(table: pgrx::spi::SpiTupleTable<'_>) -> Result<Vec<Row>, DriftError> {
-    let mut out = Vec::with_capacity(table.len());
-    for r in table {
-        out.push(Row {
-            kind: r.get(1)?.unwrap_or_default(),
-            a: r.get(2)?.unwrap_or_default(),
-            b: r.get(3)?.unwrap_or_default(),
-            c: r.get(4)?,
-            d: r.get(5)?,
-            e: r.get(6)?,
-            f: r.get(7)?,
-        });
+impl<'q> LiveRows<'q> {
+    fn new(query: &'q CatalogQuery) -> Self {
+        Self {
+            query,
+            tables: vec![None; query.relations.len()],
+            builtin: HashMap::new(),
+            probed: HashMap::new(),
+        }
     }
+
+    fn push(&mut self, row: &spi_rows::Row<'_>) -> Result<(), DriftError> {
+        let index = |ord: Option<i32>, len: usize| {
+            ord.and_then(|o| usize::try_from(o - 1).ok())
+                .filter(|i| *i < len)
+                .ok_or(DriftError::Internal("catalog row out of range"))
+        };
+        match row.int4(0) {
+            Some(0) => {
+                let rel = index(row.int4(1), self.tables.len())?;
+                let table = self.tables[rel].get_or_insert_with(LiveTable::default);
+                if let (Some(attnum), Some(typid), Some(typmod), Some(name)) =
+                    (row.int4(2), row.int8(3), row.int4(4), row.text(5))
+                {
+                    let type_oid = typid as u32;
+                    let type_name = match row.text(6) {
+                        // A user type: the target's own spelling.
+                        Some(spelling) => Arc::from(spelling),
+                        // A built-in: spelled after the read, once per (oid, typmod).
+                        None => self.builtin.entry((type_oid, typmod)).or_default().clone(),
+                    };
+                    table.columns.push(LiveColumn {
+                        attnum,
+                        name,
+                        type_oid,
+                        typmod,
+                        type_name,
+                    });
+                }
+            }
+            Some(2) => {
+                let key = self.query.probes[index(row.int4(1), self.query.probes.len())?].clone();
+                let resolved = match (row.int8(3), row.text(6)) {
+                    (Some(oid), Some(spelling)) => ResolvedType::Known {
+                        oid: oid as u32,
+                        typmod: None,
+                        spelling,
+                    },
+                    _ => ResolvedType::Unknown {
+                        reason: format!("type \"{}\" does not exist", key.1),
+                    },
+                };
+                self.probed.insert(key, resolved);
+            }
+            _ => return Err(DriftError::Internal("unexpected catalog row kind")),
+        }
+        Ok(())
+    }
+
+    fn finish(
+        self,
+        client: &SpiClient<'_>,
+    ) -> Result<(LiveCatalog, HashMap<TypeKey, ResolvedType>), DriftError> {
+        let spelled = spell_builtin_types(client, self.builtin.keys())?;
+        let mut catalog = LiveCatalog::with_capacity(self.tables.len());
+        for (key, table) in self.query.relations.iter().zip(self.tables) {
+            if let Some(mut table) = table {
+                for column in &mut table.columns {
+                    if column.type_name.is_empty() {
+                        if let Some(name) = spelled.get(&(column.type_oid, column.typmod)) {
+                            column.type_name = name.clone();
+                        }
+                    }
+                }
+                table.columns.sort_by_key(|c| c.attnum);
+                catalog.insert(key.clone(), table);
+            }
+        }
+        Ok((catalog, self.probed))
+    }
+}
+
+/// `format_type` of built-in (oid, typmod) pairs, in this database: one query for all of them.
+fn spell_builtin_types<'a>(
+    client: &SpiClient<'_>,
+    pairs: impl Iterator<Item = &'a (u32, i32)>,
+) -> Result<HashMap<(u32, i32), Arc<str>>, DriftError> {
+    let (oids, typmods): (Vec<i64>, Vec<i32>) = pairs.map(|(o, m)| (i64::from(*o), *m)).unzip();
+    let mut out = HashMap::with_capacity(oids.len());
+    if oids.is_empty() {
+        return Ok(out);
+    }
+    spi_rows::for_each(
+        client,
+        "SELECT t::int8, m, pg_catalog.format_type(t::oid, m)::text
+           FROM unnest($1::int8[], $2::int4[]) AS u(t, m)",
+        &[oids.into(), typmods.into()],
+        |row| {
+            if let (Some(t), Some(m), Some(name)) = (row.int8(0), row.int4(1), row.text(2)) {
+                out.insert((t as u32, m), Arc::from(name));
+            }
+            Ok(())
+        },
+    )?;
     Ok(out)
 }

@@ -40,6 +40,9 @@ pub enum DriftError {
 
     #[error("drift_watch: internal SPI error: {0}")]
     Spi(#[from] SpiError),
+
+    #[error("drift_watch: internal error: {0}")]
+    Internal(&'static str),
 }
 
 impl DriftError {
@@ -52,7 +55,7 @@ impl DriftError {
             DriftError::NoUserMapping { .. } => ERRCODE_UNDEFINED_OBJECT,
             DriftError::TargetUnreachable { .. } => ERRCODE_CONNECTION_FAILURE,
             DriftError::DblinkMissing => ERRCODE_UNDEFINED_FUNCTION,
-            DriftError::Spi(_) => ERRCODE_INTERNAL_ERROR,
+            DriftError::Spi(_) | DriftError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
 
@@ -79,7 +82,7 @@ impl DriftError {
                     .into(),
             ),
             DriftError::DblinkMissing => Some("CREATE EXTENSION dblink;".into()),
-            DriftError::Spi(_) => None,
+            DriftError::Spi(_) | DriftError::Internal(_) => None,
         }
     }
 

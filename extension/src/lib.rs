@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 
 mod catalog;
 mod error;
+mod spi_rows;
 mod store;
 
 use catalog::Target;
@@ -105,6 +106,17 @@ fn drift_diff(
             d.detail,
         )
     }))
+}
+
+/// The exact catalog statement `drift_diff()` runs for the stored contract (to EXPLAIN it, or to
+/// run it by hand on the replica with `SET search_path = pg_catalog`).
+#[pg_extern(stable)]
+fn _catalog_query() -> String {
+    Spi::connect(|client| {
+        let contract = store::read_contract(client)?;
+        Ok(catalog::catalog_query_for(client, &contract)?.sql)
+    })
+    .or_report()
 }
 
 extension_sql_file!(

@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::error::DriftError;
+use crate::spi_rows;
 
 /// Replaces everything previously loaded from `origin` with `contract`, in the caller's
 /// transaction. Returns the number of source tables now held from `origin`.
@@ -73,18 +74,22 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
             }
         }
 
-        // One statement for all tables and columns, whatever the document's size.
+        // One statement for all tables and their column arrays, whatever the document's size.
         client.update(
-            "WITH t AS (
-               INSERT INTO drift_watch.contract_table
-                      (origin, table_no, source_name, table_name, database_name, schema_name, identifier)
-               SELECT $1, u.* FROM unnest($2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]) AS u
-               RETURNING id, table_no)
-             INSERT INTO drift_watch.contract_column (table_id, position, column_name, data_type, quoted)
-             SELECT t.id, c.pos, c.name, c.data_type, c.quoted
-               FROM unnest($8::int4[], $9::int4[], $10::text[], $11::text[], $12::bool[])
-                    AS c(table_no, pos, name, data_type, quoted)
-               JOIN t USING (table_no)",
+            "INSERT INTO drift_watch.contract_table
+                    (origin, table_no, source_name, table_name, database_name, schema_name,
+                     identifier, column_names, data_types, quoted)
+             SELECT $1, t.table_no, t.source_name, t.table_name, t.database_name, t.schema_name,
+                    t.identifier, COALESCE(c.names, '{}'), COALESCE(c.data_types, '{}'),
+                    COALESCE(c.quoted, '{}')
+               FROM unnest($2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+                    AS t(table_no, source_name, table_name, database_name, schema_name, identifier)
+               LEFT JOIN (SELECT table_no, array_agg(name ORDER BY pos) AS names,
+                                 array_agg(data_type ORDER BY pos) AS data_types,
+                                 array_agg(quoted ORDER BY pos) AS quoted
+                            FROM unnest($8::int4[], $9::int4[], $10::text[], $11::text[], $12::bool[])
+                                 AS c(table_no, pos, name, data_type, quoted)
+                           GROUP BY table_no) c USING (table_no)",
             None,
             &[
                 origin.into(),
@@ -110,8 +115,9 @@ pub fn forget_origin(origin: &str) -> Result<i32, DriftError> {
     Spi::connect_mut(|client| {
         let n = client
             .update(
-                "WITH gone AS (DELETE FROM drift_watch.contract_origin WHERE origin = $1 RETURNING origin)
-                 SELECT count(t.*)::int4 FROM gone JOIN drift_watch.contract_table t USING (origin)",
+                "WITH gone AS (DELETE FROM drift_watch.contract_table WHERE origin = $1 RETURNING 1),
+                      origin AS (DELETE FROM drift_watch.contract_origin WHERE origin = $1)
+                 SELECT count(*)::int4 FROM gone",
                 None,
                 &[origin.into()],
             )?
@@ -121,40 +127,40 @@ pub fn forget_origin(origin: &str) -> Result<i32, DriftError> {
     })
 }
 
-/// The whole contract, every origin, in a stable order.
+/// The whole contract, every origin, in a stable order: one row per table.
 pub fn read_contract(client: &SpiClient<'_>) -> Result<Vec<ContractTable>, DriftError> {
-    let rows = client.select(
-        "SELECT t.id, t.source_name, t.table_name, t.database_name, t.schema_name, t.identifier,
-                c.column_name, c.data_type, c.quoted
-           FROM drift_watch.contract_table t
-           LEFT JOIN drift_watch.contract_column c ON c.table_id = t.id
-          ORDER BY t.source_name, t.table_name, c.position",
-        None,
+    let mut out = Vec::new();
+    spi_rows::for_each(
+        client,
+        "SELECT source_name, table_name, database_name, schema_name, identifier,
+                column_names, data_types, quoted
+           FROM drift_watch.contract_table
+          ORDER BY source_name, table_name",
         &[],
-    )?;
-    let mut out: Vec<ContractTable> = Vec::new();
-    let mut last_id = None;
-    for row in rows {
-        let id: Option<i64> = row.get(1)?;
-        if id != last_id {
-            last_id = id;
+        |row| {
+            let columns = row
+                .text_array(5)
+                .into_iter()
+                .zip(row.text_array(6))
+                .zip(row.bool_array(7))
+                .filter_map(|((name, data_type), quoted)| {
+                    Some(ContractColumn {
+                        name: name?,
+                        data_type,
+                        quoted: quoted.unwrap_or(false),
+                    })
+                })
+                .collect();
             out.push(ContractTable {
-                source_name: row.get(2)?.unwrap_or_default(),
-                table_name: row.get(3)?.unwrap_or_default(),
-                database: row.get(4)?,
-                schema: row.get(5)?.unwrap_or_default(),
-                identifier: row.get(6)?.unwrap_or_default(),
-                columns: Vec::new(),
+                source_name: row.text(0).unwrap_or_default(),
+                table_name: row.text(1).unwrap_or_default(),
+                database: row.text(2),
+                schema: row.text(3).unwrap_or_default(),
+                identifier: row.text(4).unwrap_or_default(),
+                columns,
             });
-        }
-        if let Some(name) = row.get::<String>(7)? {
-            let table = out.last_mut().expect("a row always starts its table first");
-            table.columns.push(ContractColumn {
-                name,
-                data_type: row.get(8)?,
-                quoted: row.get(9)?.unwrap_or(false),
-            });
-        }
-    }
+            Ok(())
+        },
+    )?;
     Ok(out)
 }

@@ -20,25 +20,34 @@ fn table(name: &str, columns: Vec<ContractColumn>) -> ContractTable {
     }
 }
 
-fn live(cols: &[(&str, &str, &str)]) -> LiveTable {
+// Real type oids, as pg_type has them on every server.
+const INT4: u32 = 23;
+const INT8: u32 = 20;
+const TEXT: u32 = 25;
+const VARCHAR: u32 = 1043;
+
+/// `(name, type oid, typmod, format_type spelling)`
+fn live(cols: &[(&str, u32, i32, &str)]) -> LiveTable {
     LiveTable {
         columns: cols
             .iter()
             .enumerate()
-            .map(|(i, (name, base, full))| LiveColumn {
+            .map(|(i, (name, oid, typmod, spelling))| LiveColumn {
                 attnum: i as i32 + 1,
                 name: (*name).into(),
-                base_type: (*base).into(),
-                full_type: (*full).into(),
+                type_oid: *oid,
+                typmod: *typmod,
+                type_name: (*spelling).into(),
             })
             .collect(),
     }
 }
 
-fn known(base: &str, full: Option<&str>) -> ResolvedType {
+fn known(oid: u32, typmod: Option<i32>, spelling: &str) -> ResolvedType {
     ResolvedType::Known {
-        base: base.into(),
-        full: full.map(Into::into),
+        oid,
+        typmod,
+        spelling: spelling.into(),
     }
 }
 
@@ -81,9 +90,9 @@ fn no_drift_when_contract_matches() {
     )];
     let live = catalog(vec![(
         "users",
-        live(&[("id", "integer", "integer"), ("email", "text", "text")]),
+        live(&[("id", INT4, -1, "integer"), ("email", TEXT, -1, "text")]),
     )]);
-    let t = types(&[("int", known("integer", None))]);
+    let t = types(&[("int", known(INT4, None, "integer"))]);
     assert!(diff(&contract, &live, &t).is_empty());
 }
 
@@ -103,17 +112,17 @@ fn each_change_kind_is_reported() {
     let live = catalog(vec![(
         "users",
         live(&[
-            ("id", "bigint", "bigint"),
-            ("name", "character varying", "character varying(80)"),
-            ("new1", "text", "text"),
-            ("new2", "text", "text"),
+            ("id", INT8, -1, "bigint"),
+            ("name", VARCHAR, 84, "character varying(80)"),
+            ("new1", TEXT, -1, "text"),
+            ("new2", TEXT, -1, "text"),
         ]),
     )]);
     let t = types(&[
-        ("int", known("integer", None)),
+        ("int", known(INT4, None, "integer")),
         (
             "varchar(50)",
-            known("character varying", Some("character varying(50)")),
+            known(VARCHAR, Some(54), "character varying(50)"),
         ),
     ]);
     assert_eq!(
@@ -134,9 +143,9 @@ fn a_type_without_modifier_matches_any_modifier() {
     let contract = vec![table("t", vec![col("v", Some("varchar"))])];
     let live = catalog(vec![(
         "t",
-        live(&[("v", "character varying", "character varying(255)")]),
+        live(&[("v", VARCHAR, 259, "character varying(255)")]),
     )]);
-    let t = types(&[("varchar", known("character varying", None))]);
+    let t = types(&[("varchar", known(VARCHAR, None, "character varying"))]);
     assert!(diff(&contract, &live, &t).is_empty());
 }
 
@@ -145,7 +154,7 @@ fn tables_without_columns_are_only_checked_for_existence() {
     let contract = vec![table("wide", vec![])];
     let live = catalog(vec![(
         "wide",
-        live(&[("a", "text", "text"), ("b", "text", "text")]),
+        live(&[("a", TEXT, -1, "text"), ("b", TEXT, -1, "text")]),
     )]);
     assert!(diff(&contract, &live, &HashMap::new()).is_empty());
 }
@@ -158,11 +167,11 @@ fn one_missing_and_one_new_of_the_same_type_is_a_rename() {
     )];
     let live = catalog(vec![(
         "t",
-        live(&[("id", "integer", "integer"), ("new_name", "text", "text")]),
+        live(&[("id", INT4, -1, "integer"), ("new_name", TEXT, -1, "text")]),
     )]);
     let t = types(&[
-        ("int", known("integer", None)),
-        ("text", known("text", None)),
+        ("int", known(INT4, None, "integer")),
+        ("text", known(TEXT, None, "text")),
     ]);
     assert_eq!(
         summary(&diff(&contract, &live, &t)),
@@ -173,12 +182,12 @@ fn one_missing_and_one_new_of_the_same_type_is_a_rename() {
 #[test]
 fn no_rename_when_types_differ_or_are_unknown_or_ambiguous() {
     let t = types(&[
-        ("int", known("integer", None)),
-        ("text", known("text", None)),
+        ("int", known(INT4, None, "integer")),
+        ("text", known(TEXT, None, "text")),
     ]);
     // Different type: removed + added.
     let contract = vec![table("t", vec![col("old", Some("int"))])];
-    let live1 = catalog(vec![("t", live(&[("new", "text", "text")]))]);
+    let live1 = catalog(vec![("t", live(&[("new", TEXT, -1, "text")]))]);
     assert_eq!(
         summary(&diff(&contract, &live1, &t)),
         ["t new added - text -", "t old removed integer - -"]
@@ -190,7 +199,7 @@ fn no_rename_when_types_differ_or_are_unknown_or_ambiguous() {
     let contract = vec![table("t", vec![col("old", Some("text"))])];
     let live2 = catalog(vec![(
         "t",
-        live(&[("a", "text", "text"), ("b", "text", "text")]),
+        live(&[("a", TEXT, -1, "text"), ("b", TEXT, -1, "text")]),
     )]);
     assert_eq!(diff(&contract, &live2, &t).len(), 3);
 }
@@ -198,7 +207,7 @@ fn no_rename_when_types_differ_or_are_unknown_or_ambiguous() {
 #[test]
 fn an_unparseable_contract_type_is_reported_not_fatal() {
     let contract = vec![table("t", vec![col("v", Some("varchar(oops"))])];
-    let live = catalog(vec![("t", live(&[("v", "text", "text")]))]);
+    let live = catalog(vec![("t", live(&[("v", TEXT, -1, "text")]))]);
     let t = types(&[(
         "varchar(oops",
         ResolvedType::Unknown {
@@ -217,7 +226,7 @@ fn a_case_only_difference_says_how_to_fix_it() {
     let contract = vec![table("t", vec![col("customerid", None), col("x", None)])];
     let live = catalog(vec![(
         "t",
-        live(&[("CustomerId", "integer", "integer"), ("x", "text", "text")]),
+        live(&[("CustomerId", INT4, -1, "integer"), ("x", TEXT, -1, "text")]),
     )]);
     let d = diff(&contract, &live, &HashMap::new());
     let removed = d.iter().find(|d| d.change == Change::Removed).unwrap();
