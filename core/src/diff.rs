@@ -92,13 +92,42 @@ pub enum ResolvedType {
 /// the table's schema first.
 pub type TypeKey = (String, String);
 
+/// Resolved contract types by schema, then spelling: looked up once per documented column, so
+/// lookups borrow instead of building a `TypeKey`.
+#[derive(Debug, Clone, Default)]
+pub struct TypeMap(HashMap<String, HashMap<String, ResolvedType>>);
+
+impl TypeMap {
+    pub fn insert(&mut self, (schema, spelling): TypeKey, resolved: ResolvedType) {
+        self.0.entry(schema).or_default().insert(spelling, resolved);
+    }
+
+    pub fn get(&self, schema: &str, spelling: &str) -> Option<&ResolvedType> {
+        self.0.get(schema)?.get(spelling)
+    }
+}
+
+impl FromIterator<(TypeKey, ResolvedType)> for TypeMap {
+    fn from_iter<I: IntoIterator<Item = (TypeKey, ResolvedType)>>(iter: I) -> Self {
+        let mut map = TypeMap::default();
+        for (key, resolved) in iter {
+            map.insert(key, resolved);
+        }
+        map
+    }
+}
+
+impl Extend<(TypeKey, ResolvedType)> for TypeMap {
+    fn extend<I: IntoIterator<Item = (TypeKey, ResolvedType)>>(&mut self, iter: I) {
+        for (key, resolved) in iter {
+            self.insert(key, resolved);
+        }
+    }
+}
+
 /// Compares every contract table with the catalog read. Deterministic order: by source, schema,
 /// table, then column (table-level rows first).
-pub fn diff(
-    contract: &[ContractTable],
-    live: &LiveCatalog,
-    types: &HashMap<TypeKey, ResolvedType>,
-) -> Vec<Delta> {
+pub fn diff(contract: &[ContractTable], live: &LiveCatalog, types: &TypeMap) -> Vec<Delta> {
     let mut out = Vec::new();
     for table in contract {
         let key = (table.schema.clone(), table.identifier.clone());
@@ -141,12 +170,8 @@ pub fn diff(
     out
 }
 
-fn resolve<'a>(
-    types: &'a HashMap<TypeKey, ResolvedType>,
-    schema: &str,
-    spelling: &str,
-) -> Option<&'a ResolvedType> {
-    types.get(&(schema.to_string(), spelling.to_string()))
+fn resolve<'a>(types: &'a TypeMap, schema: &str, spelling: &str) -> Option<&'a ResolvedType> {
+    types.get(schema, spelling)
 }
 
 /// How a documented column's type compares with a live column's.
@@ -158,7 +183,7 @@ enum TypeCheck {
 }
 
 fn check_type(
-    types: &HashMap<TypeKey, ResolvedType>,
+    types: &TypeMap,
     schema: &str,
     column: &ContractColumn,
     live: &LiveColumn,
@@ -192,7 +217,7 @@ fn check_type(
 }
 
 fn canonical_contract_type(
-    types: &HashMap<TypeKey, ResolvedType>,
+    types: &TypeMap,
     schema: &str,
     column: &ContractColumn,
 ) -> Option<String> {
@@ -203,12 +228,7 @@ fn canonical_contract_type(
     })
 }
 
-fn diff_columns(
-    table: &ContractTable,
-    live: &LiveTable,
-    types: &HashMap<TypeKey, ResolvedType>,
-    out: &mut Vec<Delta>,
-) {
+fn diff_columns(table: &ContractTable, live: &LiveTable, types: &TypeMap, out: &mut Vec<Delta>) {
     let row = |column: &str, change, contract_type, live_type, detail| Delta {
         source_name: table.source_name.clone(),
         schema_name: table.schema.clone(),

@@ -18,4 +18,6 @@ pub mod types;
 pub use contract::{
     parse_document, Contract, ContractColumn, ContractError, ContractTable, DocumentKind,
 };
-pub use diff::{diff, Change, Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey};
+pub use diff::{
+    diff, Change, Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
+};

@@ -8,12 +8,14 @@
 //! `dblink` using the foreign server and the caller's user mapping, so credentials stay in
 //! Postgres and the read is an ordinary, cancellable backend query on the replica.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use drift_watch_core::ident::literal;
 use drift_watch_core::types::{user_type_lookup, TypeLookup};
-use drift_watch_core::{ContractTable, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey};
+use drift_watch_core::{
+    ContractTable, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
+};
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -32,7 +34,7 @@ pub enum Target<'a> {
 /// What one read of the live side returns.
 pub struct LiveRead {
     pub catalog: LiveCatalog,
-    pub types: HashMap<TypeKey, ResolvedType>,
+    pub types: TypeMap,
 }
 
 /// Checks that `target` names a foreign server the caller can use, before any connection.
@@ -88,8 +90,8 @@ fn dblink_schema(client: &SpiClient<'_>) -> Result<String, DriftError> {
 fn canonical_types(
     client: &SpiClient<'_>,
     contract: &[ContractTable],
-) -> Result<(HashMap<TypeKey, ResolvedType>, Vec<TypeKey>), DriftError> {
-    let mut uses: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+) -> Result<(TypeMap, Vec<TypeKey>), DriftError> {
+    let mut uses: HashMap<&str, HashSet<&str>> = HashMap::new();
     for table in contract {
         for column in &table.columns {
             if let Some(t) = column.data_type.as_deref() {
@@ -97,7 +99,7 @@ fn canonical_types(
             }
         }
     }
-    let mut resolved = HashMap::new();
+    let mut resolved = TypeMap::default();
     let mut probes = Vec::new();
     if uses.is_empty() {
         return Ok((resolved, probes));
@@ -139,6 +141,7 @@ fn canonical_types(
             }
         }
     }
+    probes.sort(); // a deterministic statement, whatever the hash order
     Ok((resolved, probes))
 }
 

@@ -51,7 +51,7 @@ fn known(oid: u32, typmod: Option<i32>, spelling: &str) -> ResolvedType {
     }
 }
 
-fn types(entries: &[(&str, ResolvedType)]) -> HashMap<TypeKey, ResolvedType> {
+fn types(entries: &[(&str, ResolvedType)]) -> TypeMap {
     entries
         .iter()
         .map(|(s, r)| (("public".to_string(), s.to_string()), r.clone()))
@@ -156,7 +156,7 @@ fn tables_without_columns_are_only_checked_for_existence() {
         "wide",
         live(&[("a", TEXT, -1, "text"), ("b", TEXT, -1, "text")]),
     )]);
-    assert!(diff(&contract, &live, &HashMap::new()).is_empty());
+    assert!(diff(&contract, &live, &TypeMap::default()).is_empty());
 }
 
 #[test]
@@ -228,7 +228,7 @@ fn a_case_only_difference_says_how_to_fix_it() {
         "t",
         live(&[("CustomerId", INT4, -1, "integer"), ("x", TEXT, -1, "text")]),
     )]);
-    let d = diff(&contract, &live, &HashMap::new());
+    let d = diff(&contract, &live, &TypeMap::default());
     let removed = d.iter().find(|d| d.change == Change::Removed).unwrap();
     assert!(removed.detail.as_deref().unwrap().contains("quote: true"));
 }
