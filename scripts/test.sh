@@ -44,7 +44,10 @@ cleanup() { cluster_stop "$W/audit"; cluster_stop "$W/app"; rm -rf "$W"; }
 trap cleanup EXIT
 AUDIT_PORT=$(free_port); APP_PORT=$(free_port)
 step "starting clusters: audit on 127.0.0.1:$AUDIT_PORT, app on 127.0.0.1:$APP_PORT"
-cluster_init "$W/audit" "$AUDIT_PORT"
+# The audit cluster preloads pg_cron for the regression database, as a production audit database
+# would (cron.database_name); jobs run in background workers, so no network settings are needed.
+cluster_init "$W/audit" "$AUDIT_PORT" "shared_preload_libraries = 'pg_cron'" \
+  "cron.database_name = 'regress'" "cron.use_background_workers = on" "max_worker_processes = 16"
 cluster_init "$W/app" "$APP_PORT"
 
 step "loading the real schemas into the app cluster"
@@ -55,11 +58,12 @@ pg "$APP_PORT" -d app -f tests/fixtures/app.sql
 # The regression database: the extension, and one foreign server per app database.
 gzip -dc "$REALDATA/manifests/gitlab_analytics_manifest_dbt0.19.1_2022-02.json.gz" > "$W/manifest.json"
 chmod 644 "$W/manifest.json"
-pg "$AUDIT_PORT" -c "CREATE DATABASE regress"
+pg "$AUDIT_PORT" -c "CREATE DATABASE regress" -c "CREATE DATABASE nocron"
 {
   echo "SET client_min_messages = warning;"
   echo "CREATE EXTENSION drift_watch CASCADE;"
   echo "CREATE EXTENSION postgres_fdw;"
+  echo "CREATE EXTENSION pg_cron;"
   for db in $(pg "$APP_PORT" -At -c "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres','template0','template1')"); do
     echo "CREATE SERVER $db FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '$APP_PORT', dbname '$db');"
     echo "CREATE USER MAPPING FOR postgres SERVER $db OPTIONS (user 'postgres');"

@@ -16,3 +16,18 @@ CREATE FUNCTION public.forget_contract(origin text)
 RETURNS integer
 LANGUAGE sql VOLATILE STRICT
 AS $$ SELECT drift_watch.forget_contract(origin) $$;
+
+CREATE FUNCTION public.run_check(target text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $$ SELECT drift_watch.run_check(target) $$;
+
+CREATE FUNCTION public.schedule_check(target text DEFAULT NULL, schedule text DEFAULT '0 6 * * *')
+RETURNS bigint
+LANGUAGE sql VOLATILE
+AS $$ SELECT drift_watch.schedule_check(target, schedule) $$;
+
+CREATE FUNCTION public.unschedule_check(target text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE sql VOLATILE
+AS $$ SELECT drift_watch.unschedule_check(target) $$;

@@ -52,6 +52,8 @@ pub struct Delta {
     pub contract_type: Option<String>,
     pub live_type: Option<String>,
     pub detail: Option<String>,
+    /// For `renamed`: the documented name the column had (identifies the drift, unlike `detail`).
+    pub renamed_from: Option<String>,
 }
 
 /// A live column: its type as `pg_attribute` has it, and as `format_type` spells it.
@@ -68,7 +70,51 @@ pub struct LiveColumn {
 /// A live relation (table, partitioned table, view, materialized view or foreign table).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LiveTable {
+    /// `pg_class.oid`: a table dropped and re-created gets a new one.
+    pub oid: u32,
     pub columns: Vec<LiveColumn>,
+}
+
+/// The live columns of one relation as a check recorded them: the reference that makes renames
+/// and retypes exact. A baseline is taken when a table is first checked, and taken again when the
+/// table is re-created (new oid) or its contract entry changes (the contract caught up); in
+/// between, each check compares the live columns with it by attnum, which `RENAME COLUMN` and
+/// `ALTER COLUMN TYPE` keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Baseline {
+    pub rel_oid: u32,
+    /// [`contract_fingerprint`] of the contract entry the baseline was taken under.
+    pub contract_fingerprint: String,
+    pub columns: Vec<LiveColumn>,
+}
+
+/// Baselines by (schema, relation), as stored.
+pub type Baselines = HashMap<(String, String), Baseline>;
+
+/// What one check found: the deltas, and the baselines to store (new or retaken).
+#[derive(Debug, Clone, Default)]
+pub struct CheckOutcome {
+    pub deltas: Vec<Delta>,
+    pub baselines: Vec<((String, String), Baseline)>,
+}
+
+/// A stable fingerprint of a contract entry's columns (names, types, quoting): when it changes,
+/// the contract has been edited for that table. FNV-1a, so it is the same in every build.
+pub fn contract_fingerprint(table: &ContractTable) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for column in &table.columns {
+        feed(column.name.as_bytes());
+        feed(&[0x1f]);
+        feed(column.data_type.as_deref().unwrap_or("\u{0}").as_bytes());
+        feed(&[0x1f, u8::from(column.quoted), 0x1e]);
+    }
+    format!("{hash:016x}")
 }
 
 /// The live relations that the contract names, keyed by (schema, relation) as stored.
@@ -128,11 +174,23 @@ impl Extend<(TypeKey, ResolvedType)> for TypeMap {
 /// Compares every contract table with the catalog read. Deterministic order: by source, schema,
 /// table, then column (table-level rows first).
 pub fn diff(contract: &[ContractTable], live: &LiveCatalog, types: &TypeMap) -> Vec<Delta> {
-    let mut out = Vec::new();
+    check(contract, live, types, &Baselines::new()).deltas
+}
+
+/// [`diff`], made exact by baselines: a documented column whose attnum now carries another name
+/// is `renamed` (whatever the counts and types), and a documented column without `data_type`
+/// whose type changed since the baseline is `retyped`. Returns the baselines to store.
+pub fn check(
+    contract: &[ContractTable],
+    live: &LiveCatalog,
+    types: &TypeMap,
+    baselines: &Baselines,
+) -> CheckOutcome {
+    let mut out = CheckOutcome::default();
     for table in contract {
         let key = (table.schema.clone(), table.identifier.clone());
-        match live.get(&key) {
-            None => out.push(Delta {
+        let Some(live_table) = live.get(&key) else {
+            out.deltas.push(Delta {
                 source_name: table.source_name.clone(),
                 schema_name: table.schema.clone(),
                 table_name: table.identifier.clone(),
@@ -144,14 +202,29 @@ pub fn diff(contract: &[ContractTable], live: &LiveCatalog, types: &TypeMap) -> 
                     "no table, view or foreign table {}.{} (dbt source('{}', '{}'))",
                     table.schema, table.identifier, table.source_name, table.table_name
                 )),
-            }),
-            Some(live_table) if !table.columns.is_empty() => {
-                diff_columns(table, live_table, types, &mut out)
-            }
-            Some(_) => {}
+                renamed_from: None,
+            });
+            continue;
+        };
+        let fingerprint = contract_fingerprint(table);
+        let baseline = baselines
+            .get(&key)
+            .filter(|b| b.rel_oid == live_table.oid && b.contract_fingerprint == fingerprint);
+        if baseline.is_none() {
+            out.baselines.push((
+                key,
+                Baseline {
+                    rel_oid: live_table.oid,
+                    contract_fingerprint: fingerprint,
+                    columns: live_table.columns.clone(),
+                },
+            ));
+        }
+        if !table.columns.is_empty() {
+            diff_columns(table, live_table, types, baseline, &mut out.deltas);
         }
     }
-    out.sort_by(|a, b| {
+    out.deltas.sort_by(|a, b| {
         (
             &a.source_name,
             &a.schema_name,
@@ -228,7 +301,20 @@ fn canonical_contract_type(
     })
 }
 
-fn diff_columns(table: &ContractTable, live: &LiveTable, types: &TypeMap, out: &mut Vec<Delta>) {
+fn renamed(delta: Delta, from: &str) -> Delta {
+    Delta {
+        renamed_from: Some(from.to_string()),
+        ..delta
+    }
+}
+
+fn diff_columns(
+    table: &ContractTable,
+    live: &LiveTable,
+    types: &TypeMap,
+    baseline: Option<&Baseline>,
+    out: &mut Vec<Delta>,
+) {
     let row = |column: &str, change, contract_type, live_type, detail| Delta {
         source_name: table.source_name.clone(),
         schema_name: table.schema.clone(),
@@ -238,19 +324,74 @@ fn diff_columns(table: &ContractTable, live: &LiveTable, types: &TypeMap, out: &
         contract_type,
         live_type,
         detail,
+        renamed_from: None,
     };
     let live_by_name: HashMap<&str, &LiveColumn> =
         live.columns.iter().map(|c| (c.name.as_str(), c)).collect();
     let documented: HashSet<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
 
+    // The baseline's view of a column: by name (where a documented name used to be) and by
+    // attnum (what that attnum is now).
+    let base_by_name: HashMap<&str, &LiveColumn> = baseline
+        .map(|b| b.columns.iter().map(|c| (c.name.as_str(), c)).collect())
+        .unwrap_or_default();
+    let live_by_attnum: HashMap<i32, &LiveColumn> =
+        live.columns.iter().map(|c| (c.attnum, c)).collect();
+
     let mut missing: Vec<&ContractColumn> = Vec::new();
+    let mut renamed_to: HashSet<&str> = HashSet::new();
     for column in &table.columns {
         let Some(live_column) = live_by_name.get(column.name.as_str()) else {
-            missing.push(column);
+            // Exact rename: the attnum that carried this name in the baseline carries another,
+            // undocumented name now.
+            let now = base_by_name
+                .get(column.name.as_str())
+                .and_then(|b| live_by_attnum.get(&b.attnum))
+                .filter(|l| !documented.contains(l.name.as_str()));
+            match now {
+                Some(new) => {
+                    renamed_to.insert(new.name.as_str());
+                    out.push(renamed(
+                        row(
+                            &new.name,
+                            Change::Renamed,
+                            canonical_contract_type(types, &table.schema, column),
+                            Some(new.type_name.to_string()),
+                            Some(format!(
+                                "renamed from {} (same column, attnum {}, as in the snapshot)",
+                                column.name, new.attnum
+                            )),
+                        ),
+                        &column.name,
+                    ));
+                }
+                None => missing.push(column),
+            }
             continue;
         };
         match check_type(types, &table.schema, column, live_column) {
-            TypeCheck::NotDocumented | TypeCheck::Matches => {}
+            TypeCheck::Matches => {}
+            TypeCheck::NotDocumented => {
+                // No data_type in the contract: the snapshot is the reference.
+                if let Some(before) = base_by_name
+                    .get(column.name.as_str())
+                    .filter(|b| b.attnum == live_column.attnum)
+                    .filter(|b| {
+                        (b.type_oid, b.typmod) != (live_column.type_oid, live_column.typmod)
+                    })
+                {
+                    out.push(row(
+                        &column.name,
+                        Change::Retyped,
+                        Some(before.type_name.to_string()),
+                        Some(live_column.type_name.to_string()),
+                        Some(
+                            "type changed since the snapshot (the contract has no data_type)"
+                                .into(),
+                        ),
+                    ));
+                }
+            }
             TypeCheck::Differs { contract } => out.push(row(
                 &column.name,
                 Change::Retyped,
@@ -272,7 +413,7 @@ fn diff_columns(table: &ContractTable, live: &LiveTable, types: &TypeMap, out: &
     let arrived: Vec<&LiveColumn> = live
         .columns
         .iter()
-        .filter(|c| !documented.contains(c.name.as_str()))
+        .filter(|c| !documented.contains(c.name.as_str()) && !renamed_to.contains(c.name.as_str()))
         .collect();
 
     if let ([old], [new]) = (missing.as_slice(), arrived.as_slice()) {
@@ -280,12 +421,15 @@ fn diff_columns(table: &ContractTable, live: &LiveTable, types: &TypeMap, out: &
             check_type(types, &table.schema, old, new),
             TypeCheck::Matches
         ) {
-            out.push(row(
-                &new.name,
-                Change::Renamed,
-                canonical_contract_type(types, &table.schema, old),
-                Some(new.type_name.to_string()),
-                Some(format!("renamed from {}", old.name)),
+            out.push(renamed(
+                row(
+                    &new.name,
+                    Change::Renamed,
+                    canonical_contract_type(types, &table.schema, old),
+                    Some(new.type_name.to_string()),
+                    Some(format!("renamed from {}", old.name)),
+                ),
+                &old.name,
             ));
             return;
         }

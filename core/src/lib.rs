@@ -19,5 +19,6 @@ pub use contract::{
     parse_document, Contract, ContractColumn, ContractError, ContractTable, DocumentKind,
 };
 pub use diff::{
-    diff, Change, Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
+    check, contract_fingerprint, diff, Baseline, Baselines, Change, CheckOutcome, Delta,
+    LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
 };

@@ -161,12 +161,12 @@ pub struct CatalogQuery {
 }
 
 /// Result rows, all `(kind int4, ord int4, attnum int4, typid int8, typmod int4, name text,
-/// spelling text)`:
+/// spelling text, reloid int8)`:
 /// * kind 0 — a column: relation `ord`, `attnum`, `typid`, `typmod`, `name` = attname, and
 ///   `spelling` = `format_type(atttypid, atttypmod)` for user types only (a relation with no
 ///   columns gives one row with NULL attnum). Built-in types have the same oids and spellings on
 ///   every server, so they are formatted once per distinct (oid, typmod) in the audit database
-///   instead of once per column on the target;
+///   instead of once per column on the target; `reloid` is the relation's oid;
 /// * kind 2 — a user type the contract names: probe `ord`, `typid` = its oid on the target and
 ///   `spelling` = its `format_type`, or NULLs when the target has no such type.
 ///
@@ -176,7 +176,7 @@ pub struct CatalogQuery {
 const FIRST_NORMAL_OID: u32 = 16384;
 
 pub const RESULT_COLUMNS: &str =
-    "kind int4, ord int4, attnum int4, typid int8, typmod int4, name text, spelling text";
+    "kind int4, ord int4, attnum int4, typid int8, typmod int4, name text, spelling text, reloid int8";
 
 pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> CatalogQuery {
     let relations: Vec<(String, String)> = contract
@@ -195,7 +195,8 @@ pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> Catalo
              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel \
                             AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) \
          SELECT 0, r.ord::int4, a.attnum::int4, a.atttypid::int8, a.atttypmod, a.attname::text, \
-                CASE WHEN a.atttypid >= {FIRST_NORMAL_OID} THEN format_type(a.atttypid, a.atttypmod) END \
+                CASE WHEN a.atttypid >= {FIRST_NORMAL_OID} THEN format_type(a.atttypid, a.atttypmod) END, \
+                r.oid::int8 \
            FROM rel r \
            LEFT JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
     );
@@ -217,7 +218,7 @@ pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> Catalo
         };
         sql.push_str(&format!(
             " UNION ALL \
-             SELECT 2, p.ord::int4, NULL, f.oid::int8, NULL, NULL, format_type(f.oid, NULL) \
+             SELECT 2, p.ord::int4, NULL, f.oid::int8, NULL, NULL, format_type(f.oid, NULL), NULL \
                FROM unnest({}, {}, {}, {}, {}) WITH ORDINALITY AS p(typname, arr, s1, s2, s3, ord) \
                LEFT JOIN LATERAL ( \
                  SELECT CASE WHEN p.arr = 'true' THEN t.typarray ELSE t.oid END AS oid \
@@ -352,7 +353,10 @@ impl<'q> LiveRows<'q> {
         match row.int4(0) {
             Some(0) => {
                 let rel = index(row.int4(1), self.tables.len())?;
-                let table = self.tables[rel].get_or_insert_with(LiveTable::default);
+                let table = self.tables[rel].get_or_insert_with(|| LiveTable {
+                    oid: row.int8(7).unwrap_or_default() as u32,
+                    columns: Vec::new(),
+                });
                 if let (Some(attnum), Some(typid), Some(typmod), Some(name)) =
                     (row.int4(2), row.int8(3), row.int4(4), row.text(5))
                 {

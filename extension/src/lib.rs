@@ -8,6 +8,7 @@ use drift_watch_core::{diff, parse_document};
 use pgrx::prelude::*;
 
 mod catalog;
+mod checks;
 mod error;
 mod spi_rows;
 mod store;
@@ -118,6 +119,25 @@ fn _catalog_query() -> String {
     })
     .or_report()
 }
+
+/// One check run's work, inside `drift_watch.run_check`'s savepoint (see sql/checks.sql): read the
+/// live schema once, compare with the contract and the baselines, record deltas, fill the outbox,
+/// NOTIFY. Any error here fails the run and changes nothing else.
+#[pg_extern(volatile)]
+fn _record_check(run_id: i64, target: Option<&str>) {
+    checks::record_check(run_id, target).or_report()
+}
+
+extension_sql_file!(
+    "../../sql/checks.sql",
+    name = "checks",
+    requires = [
+        _record_check,
+        load_contract,
+        forget_contract,
+        "contract_tables"
+    ]
+);
 
 extension_sql_file!(
     "../../sql/public_api.sql",

@@ -45,6 +45,26 @@ impl Row<'_> {
         }
     }
 
+    /// An `integer[]` column.
+    pub fn int4_array(&self, i: usize) -> Vec<Option<i32>> {
+        // SAFETY: the column is `integer[]` (checked in `for_each`); elements are by value.
+        unsafe {
+            self.array(i, pg_sys::INT4OID, 4, true, pg_sys::TYPALIGN_INT as _)
+                .map(|d| d.map(|d| d.value() as i32))
+                .collect()
+        }
+    }
+
+    /// A `bigint[]` column.
+    pub fn int8_array(&self, i: usize) -> Vec<Option<i64>> {
+        // SAFETY: the column is `bigint[]` (checked in `for_each`); elements are by value.
+        unsafe {
+            self.array(i, pg_sys::INT8OID, 8, true, pg_sys::TYPALIGN_DOUBLE as _)
+                .map(|d| d.map(|d| d.value() as i64))
+                .collect()
+        }
+    }
+
     /// A `boolean[]` column.
     pub fn bool_array(&self, i: usize) -> Vec<Option<bool>> {
         // SAFETY: the column is `boolean[]` (checked in `for_each`); elements are by value.
@@ -121,6 +141,8 @@ pub fn for_each(
                     | pg_sys::TEXTOID
                     | pg_sys::TEXTARRAYOID
                     | pg_sys::BOOLARRAYOID
+                    | pg_sys::INT4ARRAYOID
+                    | pg_sys::INT8ARRAYOID
             );
             if !readable {
                 pg_sys::SPI_freetuptable(tuptable);

@@ -29,6 +29,7 @@ const VARCHAR: u32 = 1043;
 /// `(name, type oid, typmod, format_type spelling)`
 fn live(cols: &[(&str, u32, i32, &str)]) -> LiveTable {
     LiveTable {
+        oid: 16500,
         columns: cols
             .iter()
             .enumerate()
@@ -231,4 +232,116 @@ fn a_case_only_difference_says_how_to_fix_it() {
     let d = diff(&contract, &live, &TypeMap::default());
     let removed = d.iter().find(|d| d.change == Change::Removed).unwrap();
     assert!(removed.detail.as_deref().unwrap().contains("quote: true"));
+}
+
+// --- baselines: exact renames and retypes ---------------------------------------------------
+
+fn baseline_of(table: &ContractTable, live: &LiveTable) -> Baselines {
+    let mut b = Baselines::new();
+    b.insert(
+        (table.schema.clone(), table.identifier.clone()),
+        Baseline {
+            rel_oid: live.oid,
+            contract_fingerprint: contract_fingerprint(table),
+            columns: live.columns.clone(),
+        },
+    );
+    b
+}
+
+#[test]
+fn a_first_check_takes_baselines_and_a_matching_one_is_kept() {
+    let table = table("t", vec![col("id", None)]);
+    let before = live(&[("id", INT4, -1, "integer")]);
+    let out = check(
+        std::slice::from_ref(&table),
+        &catalog(vec![("t", before.clone())]),
+        &TypeMap::default(),
+        &Baselines::new(),
+    );
+    assert_eq!(out.baselines.len(), 1, "first sight takes a baseline");
+    let out = check(
+        std::slice::from_ref(&table),
+        &catalog(vec![("t", before.clone())]),
+        &TypeMap::default(),
+        &baseline_of(&table, &before),
+    );
+    assert!(
+        out.baselines.is_empty(),
+        "an applicable baseline is kept, not rewritten"
+    );
+}
+
+#[test]
+fn a_rename_is_exact_by_attnum_even_with_other_arrivals_and_no_types() {
+    let table = table("t", vec![col("id", None), col("email", None)]);
+    let before = live(&[("id", INT8, -1, "bigint"), ("email", TEXT, -1, "text")]);
+    // email renamed (attnum 2 kept) and another column added: the heuristic could not pair them.
+    let after = live(&[
+        ("id", INT8, -1, "bigint"),
+        ("email_address", TEXT, -1, "text"),
+        ("phone", TEXT, -1, "text"),
+    ]);
+    let out = check(
+        std::slice::from_ref(&table),
+        &catalog(vec![("t", after)]),
+        &TypeMap::default(),
+        &baseline_of(&table, &before),
+    );
+    assert_eq!(
+        summary(&out.deltas),
+        [
+            "t email_address renamed - text renamed from email (same column, attnum 2, as in the snapshot)",
+            "t phone added - text -",
+        ]
+    );
+}
+
+#[test]
+fn an_undocumented_type_change_is_retyped_against_the_snapshot() {
+    let table = table("t", vec![col("amount", None)]);
+    let before = live(&[("amount", INT4, -1, "integer")]);
+    let after = live(&[("amount", INT8, -1, "bigint")]);
+    let out = check(
+        std::slice::from_ref(&table),
+        &catalog(vec![("t", after.clone())]),
+        &TypeMap::default(),
+        &baseline_of(&table, &before),
+    );
+    assert_eq!(
+        summary(&out.deltas),
+        ["t amount retyped integer bigint type changed since the snapshot (the contract has no data_type)"]
+    );
+    // Without a snapshot there is nothing to compare an undocumented type with.
+    assert!(diff(
+        std::slice::from_ref(&table),
+        &catalog(vec![("t", after)]),
+        &TypeMap::default()
+    )
+    .is_empty());
+}
+
+#[test]
+fn a_recreated_table_or_an_edited_contract_retakes_the_baseline() {
+    let table = table("t", vec![col("id", None), col("email", None)]);
+    let before = live(&[("id", INT8, -1, "bigint"), ("email", TEXT, -1, "text")]);
+    let mut recreated = live(&[("id", INT8, -1, "bigint"), ("mail", TEXT, -1, "text")]);
+    recreated.oid = 16999;
+    let out = check(
+        std::slice::from_ref(&table),
+        &catalog(vec![("t", recreated)]),
+        &TypeMap::default(),
+        &baseline_of(&table, &before),
+    );
+    assert!(
+        !out.deltas.iter().any(|d| d.change == Change::Renamed),
+        "a new oid is not a rename: {:?}",
+        summary(&out.deltas)
+    );
+    assert_eq!(out.baselines.len(), 1);
+    assert_eq!(out.baselines[0].1.rel_oid, 16999);
+
+    let mut edited = table.clone();
+    edited.columns[1].name = "mail".into();
+    assert_ne!(contract_fingerprint(&edited), contract_fingerprint(&table));
 }

@@ -1,0 +1,308 @@
+//! One recorded check run: the live read, the baselines, the delta records, the outbox and the
+//! NOTIFY, all in the caller's (sub)transaction. `drift_watch.run_check` (sql/checks.sql) wraps
+//! this in a savepoint so that a failed read marks the run failed and changes nothing else.
+
+use drift_watch_core::{check, Baseline, Baselines, Delta, LiveColumn};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+use crate::catalog::{self, Target};
+use crate::error::DriftError;
+use crate::{spi_rows, store};
+
+/// What a run recorded.
+struct Counts {
+    found: i64,
+    new: i64,
+    resolved: i64,
+    open: i64,
+}
+
+pub fn record_check(run_id: i64, target: Option<&str>) -> Result<(), DriftError> {
+    let key = target.unwrap_or("");
+    let live_target = match target {
+        Some(server) => Target::Server(server),
+        None => Target::Local,
+    };
+    Spi::connect_mut(|client| {
+        let contract = store::read_contract(client)?;
+        let live = catalog::read_live(client, &live_target, &contract)?;
+        let baselines = read_baselines(client, key)?;
+        let outcome = check(&contract, &live.catalog, &live.types, &baselines);
+        write_baselines(client, key, run_id, &outcome.baselines, &contract)?;
+        let counts = record_deltas(client, run_id, key, &outcome.deltas)?;
+        announce(client, run_id, key, &counts)
+    })
+}
+
+fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines, DriftError> {
+    let mut out = Baselines::new();
+    spi_rows::for_each(
+        client,
+        "SELECT schema_name, identifier, rel_oid, contract_fingerprint, attnums, column_names,
+                type_oids, typmods, type_names
+           FROM drift_watch.snapshot WHERE target = $1",
+        &[target.into()],
+        |row| {
+            let attnums = row.int4_array(4);
+            let names = row.text_array(5);
+            let oids = row.int8_array(6);
+            let typmods = row.int4_array(7);
+            let type_names = row.text_array(8);
+            let columns = (0..attnums.len())
+                .filter_map(|i| {
+                    Some(LiveColumn {
+                        attnum: attnums[i]?,
+                        name: names.get(i)?.clone()?,
+                        type_oid: (*oids.get(i)?)? as u32,
+                        typmod: (*typmods.get(i)?)?,
+                        type_name: type_names.get(i)?.clone()?.into(),
+                    })
+                })
+                .collect();
+            out.insert(
+                (
+                    row.text(0).unwrap_or_default(),
+                    row.text(1).unwrap_or_default(),
+                ),
+                Baseline {
+                    rel_oid: row.int8(2).unwrap_or_default() as u32,
+                    contract_fingerprint: row.text(3).unwrap_or_default(),
+                    columns,
+                },
+            );
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// Stores new or retaken baselines (one statement), and drops those of relations no longer in
+/// the contract.
+fn write_baselines(
+    client: &mut SpiClient<'_>,
+    target: &str,
+    run_id: i64,
+    baselines: &[((String, String), Baseline)],
+    contract: &[drift_watch_core::ContractTable],
+) -> Result<(), DriftError> {
+    let schemas: Vec<&str> = contract.iter().map(|t| t.schema.as_str()).collect();
+    let identifiers: Vec<&str> = contract.iter().map(|t| t.identifier.as_str()).collect();
+    client.update(
+        "DELETE FROM drift_watch.snapshot s
+          WHERE s.target = $1
+            AND (s.schema_name, s.identifier) NOT IN
+                (SELECT * FROM unnest($2::text[], $3::text[]))",
+        None,
+        &[target.into(), schemas.into(), identifiers.into()],
+    )?;
+    if baselines.is_empty() {
+        return Ok(());
+    }
+    let mut rel = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut col = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (n, ((schema, identifier), b)) in baselines.iter().enumerate() {
+        let n = n as i32 + 1;
+        rel.0.push(n);
+        rel.1.push(schema.as_str());
+        rel.2.push(identifier.as_str());
+        rel.3.push(i64::from(b.rel_oid));
+        rel.4.push(b.contract_fingerprint.as_str());
+        for c in &b.columns {
+            col.0.push(n);
+            col.1.push(c.attnum);
+            col.2.push(c.name.as_str());
+            col.3.push(i64::from(c.type_oid));
+            col.4.push(c.typmod);
+            col.5.push(&*c.type_name);
+        }
+    }
+    client.update(
+        "INSERT INTO drift_watch.snapshot AS s
+                (target, schema_name, identifier, rel_oid, contract_fingerprint, taken_run,
+                 attnums, column_names, type_oids, typmods, type_names)
+         SELECT $1, r.schema_name, r.identifier, r.rel_oid, r.fingerprint, $2,
+                COALESCE(c.attnums, '{}'), COALESCE(c.names, '{}'), COALESCE(c.oids, '{}'),
+                COALESCE(c.typmods, '{}'), COALESCE(c.type_names, '{}')
+           FROM unnest($3::int4[], $4::text[], $5::text[], $6::int8[], $7::text[])
+                AS r(n, schema_name, identifier, rel_oid, fingerprint)
+           LEFT JOIN (SELECT n, array_agg(attnum ORDER BY attnum) AS attnums,
+                             array_agg(name ORDER BY attnum) AS names,
+                             array_agg(oid ORDER BY attnum) AS oids,
+                             array_agg(typmod ORDER BY attnum) AS typmods,
+                             array_agg(type_name ORDER BY attnum) AS type_names
+                        FROM unnest($8::int4[], $9::int4[], $10::text[], $11::int8[], $12::int4[],
+                                    $13::text[]) AS c(n, attnum, name, oid, typmod, type_name)
+                       GROUP BY n) c USING (n)
+         ON CONFLICT (target, schema_name, identifier) DO UPDATE
+            SET rel_oid = EXCLUDED.rel_oid, contract_fingerprint = EXCLUDED.contract_fingerprint,
+                taken_run = EXCLUDED.taken_run, attnums = EXCLUDED.attnums,
+                column_names = EXCLUDED.column_names, type_oids = EXCLUDED.type_oids,
+                typmods = EXCLUDED.typmods, type_names = EXCLUDED.type_names",
+        None,
+        &[
+            target.into(),
+            run_id.into(),
+            rel.0.into(),
+            rel.1.into(),
+            rel.2.into(),
+            rel.3.into(),
+            rel.4.into(),
+            col.0.into(),
+            col.1.into(),
+            col.2.into(),
+            col.3.into(),
+            col.4.into(),
+            col.5.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Turns this run's deltas into records: seen again (last seen moves), new (a record), or gone
+/// (resolved). Ignore rules apply first. One statement.
+fn record_deltas(
+    client: &mut SpiClient<'_>,
+    run_id: i64,
+    target: &str,
+    deltas: &[Delta],
+) -> Result<Counts, DriftError> {
+    let field = |f: fn(&Delta) -> Option<&str>| deltas.iter().map(f).collect::<Vec<_>>();
+    let table = client
+        .update(
+            "WITH found AS (
+               SELECT f.*,
+                      md5(concat_ws(chr(31), $2, f.source_name, f.schema_name, f.table_name,
+                                    coalesce(f.column_name, ''), f.change,
+                                    coalesce(f.contract_type, ''), coalesce(f.live_type, ''),
+                                    coalesce(f.renamed_from, ''))) AS fingerprint
+                 FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                             $8::text[], $9::text[], $10::text[], $11::text[])
+                      AS f(source_name, schema_name, table_name, column_name, change,
+                           contract_type, live_type, detail, renamed_from)
+                WHERE NOT drift_watch._ignored($2, f.source_name, f.schema_name, f.table_name,
+                                               f.column_name, f.change)),
+             seen AS (
+               UPDATE drift_watch.delta d
+                  SET last_seen_run = $1, last_seen_at = now(), detail = f.detail
+                 FROM found f
+                WHERE d.target = $2 AND d.resolved_run IS NULL AND d.fingerprint = f.fingerprint
+               RETURNING d.fingerprint),
+             new AS (
+               INSERT INTO drift_watch.delta
+                      (target, fingerprint, source_name, schema_name, table_name, column_name,
+                       change, contract_type, live_type, detail, first_seen_run, last_seen_run,
+                       first_seen_at, last_seen_at)
+               SELECT $2, f.fingerprint, f.source_name, f.schema_name, f.table_name,
+                      f.column_name, f.change, f.contract_type, f.live_type, f.detail, $1, $1,
+                      now(), now()
+                 FROM found f
+                WHERE f.fingerprint NOT IN (SELECT fingerprint FROM seen)
+               RETURNING 1),
+             gone AS (
+               UPDATE drift_watch.delta d
+                  SET resolved_run = $1, resolved_at = now()
+                WHERE d.target = $2 AND d.resolved_run IS NULL
+                  AND d.fingerprint NOT IN (SELECT fingerprint FROM found)
+               RETURNING 1)
+             SELECT (SELECT count(*) FROM found), (SELECT count(*) FROM new),
+                    (SELECT count(*) FROM gone), (SELECT count(*) FROM seen)",
+            None,
+            &[
+                run_id.into(),
+                target.into(),
+                field(|d| Some(d.source_name.as_str())).into(),
+                field(|d| Some(d.schema_name.as_str())).into(),
+                field(|d| Some(d.table_name.as_str())).into(),
+                field(|d| d.column_name.as_deref()).into(),
+                field(|d| Some(d.change.as_str())).into(),
+                field(|d| d.contract_type.as_deref()).into(),
+                field(|d| d.live_type.as_deref()).into(),
+                field(|d| d.detail.as_deref()).into(),
+                field(|d| d.renamed_from.as_deref()).into(),
+            ],
+        )?
+        .first();
+    let count = |i: usize| -> Result<i64, DriftError> { Ok(table.get::<i64>(i)?.unwrap_or(0)) };
+    let (found, new, resolved, seen) = (count(1)?, count(2)?, count(3)?, count(4)?);
+    Ok(Counts {
+        found,
+        new,
+        resolved,
+        open: new + seen,
+    })
+}
+
+/// Outbox rows for what is new or resolved, the run's row, and the wake-up NOTIFY (only a
+/// small summary: the records are the truth, and a payload is limited to 8000 bytes).
+fn announce(
+    client: &mut SpiClient<'_>,
+    run_id: i64,
+    target: &str,
+    counts: &Counts,
+) -> Result<(), DriftError> {
+    if counts.new > 0 {
+        client.update(
+            "WITH o AS (INSERT INTO drift_watch.outbox (run_id, kind, target)
+                        VALUES ($1, 'new_deltas', $2) RETURNING id)
+             UPDATE drift_watch.delta d SET announce_outbox_id = o.id FROM o
+              WHERE d.target = $2 AND d.first_seen_run = $1",
+            None,
+            &[run_id.into(), target.into()],
+        )?;
+    }
+    if counts.resolved > 0 {
+        // One follow-up per earlier announcement that had deltas resolved now.
+        client.update(
+            "WITH parents AS (
+               SELECT DISTINCT announce_outbox_id AS parent_id FROM drift_watch.delta
+                WHERE target = $2 AND resolved_run = $1 AND announce_outbox_id IS NOT NULL),
+             o AS (
+               INSERT INTO drift_watch.outbox (run_id, kind, target, parent_id)
+               SELECT $1, 'resolved', $2, parent_id FROM parents RETURNING id, parent_id)
+             UPDATE drift_watch.delta d SET resolve_outbox_id = o.id FROM o
+              WHERE d.target = $2 AND d.resolved_run = $1 AND d.announce_outbox_id = o.parent_id",
+            None,
+            &[run_id.into(), target.into()],
+        )?;
+    }
+    let notify = counts.new > 0 || counts.resolved > 0;
+    client.update(
+        "UPDATE drift_watch.check_run
+            SET status = 'succeeded', finished_at = clock_timestamp(), deltas_found = $2,
+                deltas_new = $3, deltas_resolved = $4, deltas_open = $5, notified = $6
+          WHERE id = $1",
+        None,
+        &[
+            run_id.into(),
+            (counts.found as i32).into(),
+            (counts.new as i32).into(),
+            (counts.resolved as i32).into(),
+            (counts.open as i32).into(),
+            notify.into(),
+        ],
+    )?;
+    if notify {
+        client.update(
+            "SELECT pg_notify('drift_watch', json_build_object(
+                 'run_id', $1, 'target', NULLIF($2, ''), 'status', 'succeeded',
+                 'new', $3, 'resolved', $4, 'open', $5)::text)",
+            None,
+            &[
+                run_id.into(),
+                target.into(),
+                counts.new.into(),
+                counts.resolved.into(),
+                counts.open.into(),
+            ],
+        )?;
+    }
+    Ok(())
+}
