@@ -100,6 +100,14 @@ rdiff_ms=$(run_ms rdiff "$(sql_file rdiff <<<"SELECT count(*) FROM drift_diff('b
 rraw_ms=$(run_ms rraw "$(sql_file rraw <<<"$wrap dblink('bench_self', \$bench\$SET search_path = pg_catalog; $query\$bench\$) AS q($cols);")")
 rconn_ms=$(run_ms rconn "$(sql_file rconn <<<"SELECT * FROM dblink('bench_self', 'SELECT 1') AS t(x int);")")
 
+# run_check: the first run takes 1,000 baselines and records the 60 deltas; a repeat run with no
+# change only moves last_seen. Goal: a no-change run <= 2x drift_diff().
+t0=$(date +%s%N)
+db -c "SELECT run_check()" >/dev/null
+first_check_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check_ms=$(run_ms check "$(sql_file check <<<"SELECT run_check();")")
+read -r check_new check_open < <(db -At -F ' ' -c "SELECT deltas_new, deltas_open FROM drift_watch.runs LIMIT 1")
+
 # The real manifest: decompressed where the server (OS user postgres) can read it.
 log "real manifest: $MANIFEST"
 gzip -dc "$MANIFEST" >"$dir/manifest.json"
@@ -133,6 +141,9 @@ Synthetic catalog: 5,000 tables / 150,000 columns; contract: $ntables tables / $
 | Measurement | Median | Note |
 |---|---:|---|
 | (a) \`drift_diff()\`, local | $diff_ms ms | |
+| \`run_check()\`, first run (1,000 baselines, 60 new deltas) | $first_check_ms ms | one run, psql wall time |
+| \`run_check()\`, repeat run with no change | $check_ms ms | $check_new new, $check_open open |
+| **no-change \`run_check()\` / \`drift_diff()\`** | **$(ratio "$check_ms" "$diff_ms")** | goal ≤ 2× |
 | (b) raw \`pg_catalog\` column query, same 1,000 tables | $raw_ms ms | physical limit: names + \`format_type\` per column |
 | **drift_diff / raw** | **$(ratio "$diff_ms" "$raw_ms")** | goal ≤ 1.5× |
 | (b′) the same query returning type oids only | $raw_oids_ms ms | floor: no type spelling at all |

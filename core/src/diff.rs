@@ -174,7 +174,7 @@ impl Extend<(TypeKey, ResolvedType)> for TypeMap {
 /// Compares every contract table with the catalog read. Deterministic order: by source, schema,
 /// table, then column (table-level rows first).
 pub fn diff(contract: &[ContractTable], live: &LiveCatalog, types: &TypeMap) -> Vec<Delta> {
-    check(contract, live, types, &Baselines::new()).deltas
+    compare(contract, live, types, None).deltas
 }
 
 /// [`diff`], made exact by baselines: a documented column whose attnum now carries another name
@@ -185,6 +185,16 @@ pub fn check(
     live: &LiveCatalog,
     types: &TypeMap,
     baselines: &Baselines,
+) -> CheckOutcome {
+    compare(contract, live, types, Some(baselines))
+}
+
+/// Both of the above; `None`: no history, and no baselines to take (an ad-hoc diff).
+fn compare(
+    contract: &[ContractTable],
+    live: &LiveCatalog,
+    types: &TypeMap,
+    baselines: Option<&Baselines>,
 ) -> CheckOutcome {
     let mut out = CheckOutcome::default();
     for table in contract {
@@ -206,19 +216,22 @@ pub fn check(
             });
             continue;
         };
-        let fingerprint = contract_fingerprint(table);
-        let baseline = baselines
-            .get(&key)
-            .filter(|b| b.rel_oid == live_table.oid && b.contract_fingerprint == fingerprint);
-        if baseline.is_none() {
-            out.baselines.push((
-                key,
-                Baseline {
-                    rel_oid: live_table.oid,
-                    contract_fingerprint: fingerprint,
-                    columns: live_table.columns.clone(),
-                },
-            ));
+        let mut baseline = None;
+        if let Some(baselines) = baselines {
+            let fingerprint = contract_fingerprint(table);
+            baseline = baselines
+                .get(&key)
+                .filter(|b| b.rel_oid == live_table.oid && b.contract_fingerprint == fingerprint);
+            if baseline.is_none() {
+                out.baselines.push((
+                    key,
+                    Baseline {
+                        rel_oid: live_table.oid,
+                        contract_fingerprint: fingerprint,
+                        columns: live_table.columns.clone(),
+                    },
+                ));
+            }
         }
         if !table.columns.is_empty() {
             diff_columns(table, live_table, types, baseline, &mut out.deltas);
@@ -335,8 +348,10 @@ fn diff_columns(
     let base_by_name: HashMap<&str, &LiveColumn> = baseline
         .map(|b| b.columns.iter().map(|c| (c.name.as_str(), c)).collect())
         .unwrap_or_default();
-    let live_by_attnum: HashMap<i32, &LiveColumn> =
-        live.columns.iter().map(|c| (c.attnum, c)).collect();
+    let live_by_attnum: HashMap<i32, &LiveColumn> = match baseline {
+        Some(_) => live.columns.iter().map(|c| (c.attnum, c)).collect(),
+        None => HashMap::new(),
+    };
 
     let mut missing: Vec<&ContractColumn> = Vec::new();
     let mut renamed_to: HashSet<&str> = HashSet::new();

@@ -163,10 +163,10 @@ pub struct CatalogQuery {
 /// Result rows, all `(kind int4, ord int4, attnum int4, typid int8, typmod int4, name text,
 /// spelling text, reloid int8)`:
 /// * kind 0 — a column: relation `ord`, `attnum`, `typid`, `typmod`, `name` = attname, and
-///   `spelling` = `format_type(atttypid, atttypmod)` for user types only (a relation with no
-///   columns gives one row with NULL attnum). Built-in types have the same oids and spellings on
-///   every server, so they are formatted once per distinct (oid, typmod) in the audit database
-///   instead of once per column on the target; `reloid` is the relation's oid;
+///   `spelling` = `format_type(atttypid, atttypmod)` for user types only. Built-in types have the
+///   same oids and spellings on every server, so they are formatted once per distinct
+///   (oid, typmod) in the audit database instead of once per column on the target;
+/// * kind 1 — a relation that exists: `ord`, and `reloid` = its `pg_class.oid`;
 /// * kind 2 — a user type the contract names: probe `ord`, `typid` = its oid on the target and
 ///   `spelling` = its `format_type`, or NULLs when the target has no such type.
 ///
@@ -194,11 +194,13 @@ pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> Catalo
              JOIN pg_namespace n ON n.nspname = w.nsp \
              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel \
                             AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) \
+         SELECT 1, r.ord::int4, NULL, NULL, NULL, NULL, NULL, r.oid::int8 FROM rel r \
+         UNION ALL \
          SELECT 0, r.ord::int4, a.attnum::int4, a.atttypid::int8, a.atttypmod, a.attname::text, \
                 CASE WHEN a.atttypid >= {FIRST_NORMAL_OID} THEN format_type(a.atttypid, a.atttypmod) END, \
-                r.oid::int8 \
+                NULL \
            FROM rel r \
-           LEFT JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
+           JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
     );
     if !probes.is_empty() {
         // A user type is looked up by name in pg_type, in the schemas user_type_lookup lists:
@@ -351,12 +353,14 @@ impl<'q> LiveRows<'q> {
                 .ok_or(DriftError::Internal("catalog row out of range"))
         };
         match row.int4(0) {
+            Some(1) => {
+                let rel = index(row.int4(1), self.tables.len())?;
+                let table = self.tables[rel].get_or_insert_with(LiveTable::default);
+                table.oid = row.int8(7).unwrap_or_default() as u32;
+            }
             Some(0) => {
                 let rel = index(row.int4(1), self.tables.len())?;
-                let table = self.tables[rel].get_or_insert_with(|| LiveTable {
-                    oid: row.int8(7).unwrap_or_default() as u32,
-                    columns: Vec::new(),
-                });
+                let table = self.tables[rel].get_or_insert_with(LiveTable::default);
                 if let (Some(attnum), Some(typid), Some(typmod), Some(name)) =
                     (row.int4(2), row.int8(3), row.int4(4), row.text(5))
                 {
