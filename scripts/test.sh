@@ -25,6 +25,7 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy -q -p drift_watch_core --all-targets -- -D warnings
 cargo clippy -q -p drift_watch --lib -- -D warnings
+cargo clippy -q -p drift-notifier --all-targets -- -D warnings
 summary+=("fmt + clippy: clean")
 
 step "unit tests (pure logic)"
@@ -93,6 +94,15 @@ if [ $rc -ne 0 ]; then
   die "SQL regression suites failed"
 fi
 summary+=("sql regression: $(echo $tests | wc -w) suites passed ($(echo $tests))")
+
+step "drift-notifier: unit tests, and integration tests against the audit cluster + a fake Asana"
+# One thread: a test restarts the cluster under the notifier.
+DW_TEST_PG_PORT=$AUDIT_PORT DW_TEST_PGDATA=$W/audit/data DW_PG_BIN=$PG_BIN \
+  cargo test -q -p drift-notifier -- --test-threads=1 2>&1 | tee "$W/notifier.log" \
+  | grep -E "^test result|FAILED|panicked|^---- " || true
+grep -q "test result: FAILED\|error\[E\|could not compile" "$W/notifier.log" && { tail -60 "$W/notifier.log"; die "notifier tests failed"; }
+[ "$(grep -c '^test result: ok' "$W/notifier.log")" -ge 2 ] || { tail -60 "$W/notifier.log"; die "notifier tests did not run"; }
+summary+=("notifier: $(grep '^test result' "$W/notifier.log" | awk '{s+=$4} END {print s}') tests passed")
 
 log "summary"
 printf '  %s\n' "${summary[@]}"

@@ -1,0 +1,371 @@
+//! What a person reads in Asana: pure functions from delta records to a task title, Asana rich
+//! text (`html_notes`: well-formed XML, `<body>` root, only the tags Asana allows in tasks) and the
+//! YAML to paste into the dbt sources file. No I/O here.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// One delta record as the notifier reads it from `drift_watch.delta`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeltaRow {
+    pub source_name: String,
+    pub schema_name: String,
+    pub table_name: String,
+    pub column_name: Option<String>,
+    pub change: String,
+    pub contract_type: Option<String>,
+    pub live_type: Option<String>,
+    pub detail: Option<String>,
+    /// When the drift was first seen, as the database formats it.
+    pub first_seen_at: String,
+}
+
+/// A task to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDraft {
+    pub name: String,
+    pub html_notes: String,
+}
+
+/// The line that lets a later attempt find this task again (Asana has no idempotency keys).
+pub fn marker_line(marker: &str) -> String {
+    format!("drift_watch marker: {marker}")
+}
+
+const TITLE_TABLES: usize = 3;
+
+/// The task for one run's new deltas: grouped by table, each with its YAML fix.
+pub fn new_deltas_task(target: &str, marker: &str, deltas: &[DeltaRow]) -> TaskDraft {
+    let mut by_table: BTreeMap<(&str, &str, &str), Vec<&DeltaRow>> = BTreeMap::new();
+    for d in deltas {
+        by_table
+            .entry((&d.source_name, &d.schema_name, &d.table_name))
+            .or_default()
+            .push(d);
+    }
+    let tables: Vec<&str> = by_table.keys().map(|k| k.2).collect();
+    let mut listed = tables
+        .iter()
+        .take(TITLE_TABLES)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if tables.len() > TITLE_TABLES {
+        let _ = write!(listed, " +{} more", tables.len() - TITLE_TABLES);
+    }
+    let name = format!(
+        "dbt source drift on {}: {} change{} ({listed})",
+        target_label(target),
+        deltas.len(),
+        if deltas.len() == 1 { "" } else { "s" },
+    );
+
+    let mut html = String::from("<body>");
+    let _ = writeln!(
+        html,
+        "The live schema of <strong>{}</strong> no longer matches the dbt source contract. \
+         {} change{} in {} table{}; update the sources files (YAML below), then the next check \
+         resolves them.",
+        xml(target_label(target)),
+        deltas.len(),
+        if deltas.len() == 1 { "" } else { "s" },
+        tables.len(),
+        if tables.len() == 1 { "" } else { "s" },
+    );
+    for ((source, schema, table), rows) in &by_table {
+        let _ = write!(
+            html,
+            "<h2>{}.{} (source {})</h2><ul>",
+            xml(schema),
+            xml(table),
+            xml(source)
+        );
+        for d in rows {
+            html.push_str("<li>");
+            html.push_str(&describe(d));
+            html.push_str("</li>");
+        }
+        html.push_str("</ul>");
+        let _ = write!(
+            html,
+            "<strong>YAML for the sources file</strong>\n<code>{}</code>\n",
+            xml(&yaml_fix(source, table, rows))
+        );
+    }
+    let _ = write!(html, "<hr/><em>{}</em></body>", xml(&marker_line(marker)));
+    TaskDraft {
+        name,
+        html_notes: html,
+    }
+}
+
+/// The task for a check run that could not read its target.
+pub fn failure_task(target: &str, marker: &str, error: &str, at: &str) -> TaskDraft {
+    TaskDraft {
+        name: format!("dbt source drift check failing on {}", target_label(target)),
+        html_notes: format!(
+            "<body>The drift_watch check of <strong>{}</strong> failed at {} and compared \
+             nothing; open drift stays open until a check succeeds.\n<code>{}</code>\n\
+             This task is filed once per outage.<hr/><em>{}</em></body>",
+            xml(target_label(target)),
+            xml(at),
+            xml(error),
+            xml(&marker_line(marker))
+        ),
+    }
+}
+
+/// The comment for deltas resolved since the task was filed.
+pub fn resolution_comment(resolved: &[DeltaRow], all_resolved: bool) -> String {
+    let mut text = format!(
+        "{} of the changes in this task {} resolved: the live schema and the dbt contract agree \
+         again (the contract was updated or the migration reverted).\n",
+        resolved.len(),
+        if resolved.len() == 1 { "is" } else { "are" }
+    );
+    for d in resolved {
+        let _ = writeln!(
+            text,
+            "- {}.{}{}: {}",
+            d.schema_name,
+            d.table_name,
+            d.column_name
+                .as_deref()
+                .map(|c| format!(".{c}"))
+                .unwrap_or_default(),
+            d.change
+        );
+    }
+    if all_resolved {
+        text.push_str("Everything in this task is resolved; closing it.");
+    } else {
+        text.push_str("Other changes in this task are still open.");
+    }
+    text
+}
+
+fn target_label(target: &str) -> &str {
+    if target.is_empty() {
+        "the audit database"
+    } else {
+        target
+    }
+}
+
+/// One delta as rich text: column, change, contract type -> live type, detail, detection time.
+fn describe(d: &DeltaRow) -> String {
+    let mut s = String::new();
+    match &d.column_name {
+        Some(c) => {
+            let _ = write!(
+                s,
+                "<code>{}</code> <strong>{}</strong>",
+                xml(c),
+                xml(&d.change)
+            );
+        }
+        None => {
+            let _ = write!(s, "<strong>{}</strong>", xml(&d.change));
+        }
+    }
+    match (&d.contract_type, &d.live_type) {
+        (Some(c), Some(l)) => {
+            let _ = write!(s, ": <code>{}</code> → <code>{}</code>", xml(c), xml(l));
+        }
+        (None, Some(l)) => {
+            let _ = write!(s, ": live <code>{}</code>", xml(l));
+        }
+        (Some(c), None) => {
+            let _ = write!(s, ": contract <code>{}</code>", xml(c));
+        }
+        (None, None) => {}
+    }
+    if let Some(detail) = &d.detail {
+        let _ = write!(s, " — {}", xml(detail));
+    }
+    let _ = write!(s, " <em>(detected {})</em>", xml(&d.first_seen_at));
+    s
+}
+
+/// The sources-file YAML that brings the contract in line with the live table.
+pub fn yaml_fix(source: &str, table: &str, rows: &[&DeltaRow]) -> String {
+    let mut y = format!(
+        "sources:\n  - name: {}\n    tables:\n      - name: {}\n",
+        yaml_scalar(source),
+        yaml_scalar(table)
+    );
+    if rows.iter().any(|d| d.change == "table_missing") {
+        y.push_str(
+            "        # this relation no longer exists: remove the table, or fix its identifier\n",
+        );
+        return y;
+    }
+    y.push_str("        columns:\n");
+    for d in rows {
+        let column = d.column_name.as_deref().unwrap_or_default();
+        let quote = column != column.to_lowercase();
+        match d.change.as_str() {
+            "removed" => {
+                let _ = writeln!(
+                    y,
+                    "          # remove column {} (dropped)",
+                    yaml_scalar(column)
+                );
+            }
+            _ => {
+                if d.change == "renamed" {
+                    if let Some(from) = d
+                        .detail
+                        .as_deref()
+                        .and_then(|t| t.strip_prefix("renamed from "))
+                    {
+                        let from = from.split(" (").next().unwrap_or(from);
+                        let _ = writeln!(y, "          # renamed from {from}: replace that entry");
+                    }
+                }
+                let _ = writeln!(y, "          - name: {}", yaml_scalar(column));
+                if quote {
+                    y.push_str("            quote: true\n");
+                }
+                if let Some(t) = &d.live_type {
+                    let _ = writeln!(y, "            data_type: {}", yaml_scalar(t));
+                }
+            }
+        }
+    }
+    y
+}
+
+/// A YAML scalar: plain when safe, double-quoted (JSON rules) otherwise.
+fn yaml_scalar(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !s.chars().next().is_some_and(|c| c.is_ascii_digit());
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).unwrap_or_default()
+    }
+}
+
+/// Text for XML: escapes `& < >` (and quotes, harmlessly), and replaces characters XML 1.0 does
+/// not allow, so any identifier renders as valid rich text.
+pub fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(
+        table: &str,
+        column: Option<&str>,
+        change: &str,
+        c: Option<&str>,
+        l: Option<&str>,
+    ) -> DeltaRow {
+        DeltaRow {
+            source_name: "shop".into(),
+            schema_name: "public".into(),
+            table_name: table.into(),
+            column_name: column.map(Into::into),
+            change: change.into(),
+            contract_type: c.map(Into::into),
+            live_type: l.map(Into::into),
+            detail: (change == "renamed").then(|| "renamed from phone".into()),
+            first_seen_at: "2026-11-24 06:00:01+00".into(),
+        }
+    }
+
+    #[test]
+    fn the_title_says_target_count_and_tables() {
+        let d = vec![
+            delta("users", Some("a"), "added", None, Some("text")),
+            delta(
+                "orders",
+                Some("total"),
+                "retyped",
+                Some("integer"),
+                Some("bigint"),
+            ),
+        ];
+        let t = new_deltas_task("app_replica", "m1", &d);
+        assert_eq!(
+            t.name,
+            "dbt source drift on app_replica: 2 changes (orders, users)"
+        );
+        let many: Vec<_> = (0..5)
+            .map(|i| delta(&format!("t{i}"), Some("c"), "added", None, Some("int")))
+            .collect();
+        assert!(new_deltas_task("x", "m", &many)
+            .name
+            .ends_with("(t0, t1, t2 +2 more)"));
+    }
+
+    #[test]
+    fn the_body_escapes_everything_and_carries_the_marker() {
+        let d = vec![delta("a<b>&c", Some("x\"<y>"), "added", None, Some("text"))];
+        let t = new_deltas_task("srv", "marker-123", &d);
+        assert!(t.html_notes.starts_with("<body>") && t.html_notes.ends_with("</body>"));
+        assert!(t.html_notes.contains("a&lt;b&gt;&amp;c"));
+        assert!(!t.html_notes.contains("<y>"));
+        assert!(t.html_notes.contains("drift_watch marker: marker-123"));
+        for tag in ["<p>", "<br", "<div", "<span", "<table", "<pre"] {
+            assert!(!t.html_notes.contains(tag), "{tag} is not allowed by Asana");
+        }
+    }
+
+    #[test]
+    fn the_yaml_fix_adds_new_columns_with_types_and_renames() {
+        let rows = [
+            delta(
+                "users",
+                Some("phone_number"),
+                "renamed",
+                Some("text"),
+                Some("text"),
+            ),
+            delta(
+                "users",
+                Some("Carrier"),
+                "added",
+                None,
+                Some("character varying(32)"),
+            ),
+            delta("users", Some("body"), "removed", Some("text"), None),
+        ];
+        let refs: Vec<&DeltaRow> = rows.iter().collect();
+        let y = yaml_fix("shop", "users", &refs);
+        assert!(
+            y.contains("# renamed from phone: replace that entry\n          - name: phone_number")
+        );
+        assert!(y.contains("- name: Carrier\n            quote: true\n            data_type: \"character varying(32)\""));
+        assert!(y.contains("# remove column body"));
+        // The fix is itself valid YAML.
+        let parsed: serde_json::Value = serde_saphyr::from_str(&y).unwrap();
+        assert_eq!(
+            parsed["sources"][0]["tables"][0]["columns"][1]["name"],
+            "Carrier"
+        );
+    }
+
+    #[test]
+    fn resolution_comments_say_whether_everything_is_resolved() {
+        let d = vec![delta("users", Some("a"), "added", None, Some("text"))];
+        assert!(resolution_comment(&d, true).ends_with("closing it."));
+        assert!(resolution_comment(&d, false).contains("still open"));
+    }
+}

@@ -1,0 +1,395 @@
+//! A fake Asana that behaves as Asana's spec says (shared/reference/asana.md): `{"data": ...}`
+//! envelopes, bearer auth (401), placement required on create (400), rich text validated as XML
+//! with a `<body>` root and only the tags Asana allows (400 otherwise), `limit` 1–100 and offset
+//! pagination on project task lists, `Retry-After` on 429, `{"errors": [...]}` bodies — plus a
+//! fault script to exercise retries and duplicate recovery.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+pub const TOKEN: &str = "test-token-do-not-log";
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub gid: String,
+    pub name: String,
+    pub html_notes: String,
+    pub notes: String,
+    pub projects: Vec<String>,
+    pub section: Option<String>,
+    pub assignee: Option<String>,
+    pub completed: bool,
+    pub comments: Vec<String>,
+}
+
+/// A scripted fault, consumed by the next matching request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// 429 with this Retry-After (seconds); no side effect.
+    RateLimit(u64),
+    /// 503 before doing anything.
+    Unavailable,
+    /// Create the task, then answer 500 (the client cannot know it exists).
+    CreateThenFail,
+    /// Create the task, then wait this long before answering (a client can die meanwhile).
+    CreateThenStall(Duration),
+}
+
+#[derive(Default)]
+pub struct Inner {
+    pub tasks: Vec<Task>,
+    pub faults: VecDeque<Fault>,
+    pub requests: Vec<String>,
+    next_gid: u64,
+}
+
+#[derive(Clone, Default)]
+pub struct FakeAsana(pub Arc<Mutex<Inner>>);
+
+impl FakeAsana {
+    pub fn tasks(&self) -> Vec<Task> {
+        self.0.lock().unwrap().tasks.clone()
+    }
+    pub fn push_fault(&self, fault: Fault) {
+        self.0.lock().unwrap().faults.push_back(fault);
+    }
+    pub fn requests(&self) -> Vec<String> {
+        self.0.lock().unwrap().requests.clone()
+    }
+
+    /// Serves on 127.0.0.1 (random port); returns the base URL.
+    pub async fn start(&self) -> String {
+        let app = Router::new()
+            .route("/api/1.0/tasks", post(create_task))
+            .route("/api/1.0/tasks/{gid}", axum::routing::put(update_task))
+            .route("/api/1.0/tasks/{gid}/stories", post(add_story))
+            .route("/api/1.0/projects/{gid}/tasks", get(project_tasks))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/api/1.0")
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"errors": [{"message": message, "help": "see the API docs"}]})),
+    )
+        .into_response()
+}
+
+/// Auth and the fault script, common to every route. `Err` is the response to send instead.
+#[allow(clippy::result_large_err)] // a test server; the response is the natural error
+fn gate(
+    fake: &FakeAsana,
+    headers: &HeaderMap,
+    what: &str,
+    create: bool,
+) -> Result<Option<Fault>, Response> {
+    let mut inner = fake.0.lock().unwrap();
+    inner.requests.push(what.to_string());
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {TOKEN}")) {
+        return Err(error(StatusCode::UNAUTHORIZED, "Not Authorized"));
+    }
+    let Some(fault) = inner.faults.front().cloned() else {
+        return Ok(None);
+    };
+    match fault {
+        Fault::RateLimit(secs) => {
+            inner.faults.pop_front();
+            Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                [("Retry-After", secs.to_string())],
+                Json(json!({"errors": [{"message": "You have made too many requests recently."}]})),
+            )
+                .into_response())
+        }
+        Fault::Unavailable => {
+            inner.faults.pop_front();
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+            ))
+        }
+        Fault::CreateThenFail | Fault::CreateThenStall(_) if create => {
+            inner.faults.pop_front();
+            Ok(Some(fault))
+        }
+        _ => Ok(None),
+    }
+}
+
+const ALLOWED: [&str; 13] = [
+    "body", "strong", "em", "u", "s", "code", "ol", "ul", "li", "a", "h1", "h2", "hr",
+];
+
+/// Asana's rich-text rules: well-formed XML, one `<body>` root, allowed tags only, attributes only
+/// on `<a>`. Returns the plain text (what Asana shows as `notes`).
+pub fn validate_rich_text(html: &str) -> Result<String, String> {
+    use quick_xml::events::{BytesStart, Event};
+    let check = |e: &BytesStart, depth: usize| -> Result<(), String> {
+        let name = String::from_utf8_lossy(e.name().as_ref()).to_string();
+        if depth == 0 && name != "body" {
+            return Err(format!("root element must be <body>, not <{name}>"));
+        }
+        if !ALLOWED.contains(&name.as_str()) {
+            return Err(format!("tag <{name}> is not allowed"));
+        }
+        if name != "a" && e.attributes().next().is_some() {
+            return Err(format!("attributes are not allowed on <{name}>"));
+        }
+        Ok(())
+    };
+    let mut reader = quick_xml::Reader::from_str(html);
+    reader.config_mut().check_end_names = true;
+    let (mut depth, mut roots, mut text) = (0usize, 0usize, String::new());
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) => {
+                check(&e, depth)?;
+                roots += usize::from(depth == 0);
+                depth += 1;
+            }
+            Ok(Event::Empty(e)) => {
+                check(&e, depth)?;
+                roots += usize::from(depth == 0);
+            }
+            Ok(Event::End(_)) => depth -= 1,
+            Ok(Event::Text(t)) => {
+                let t = t.unescape().map_err(|e| format!("bad entity: {e}"))?;
+                if depth == 0 && !t.trim().is_empty() {
+                    return Err("text outside <body>".into());
+                }
+                text.push_str(&t);
+            }
+            Ok(Event::Eof) => break,
+            Ok(Event::CData(_)) | Ok(Event::PI(_)) | Ok(Event::DocType(_)) => {
+                return Err("CDATA, processing instructions and doctypes are not allowed".into())
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("XML is not well-formed: {e}")),
+        }
+    }
+    if roots != 1 || depth != 0 {
+        return Err("expected exactly one <body> element".into());
+    }
+    Ok(text)
+}
+
+async fn create_task(
+    State(fake): State<FakeAsana>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Response {
+    let fault = match gate(&fake, &headers, "POST /tasks", true) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return error(StatusCode::BAD_REQUEST, "Request body must be JSON");
+    };
+    let Some(data) = body.get("data").filter(|d| d.is_object()) else {
+        return error(StatusCode::BAD_REQUEST, "data: Missing input");
+    };
+    let projects: Vec<String> = data["projects"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if projects.is_empty() && data.get("workspace").is_none() && data.get("parent").is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "You should specify one of workspace, parent, projects",
+        );
+    }
+    if data["projects"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|p| !p.is_string()))
+    {
+        return error(StatusCode::BAD_REQUEST, "projects: gids must be strings");
+    }
+    let html = data["html_notes"]
+        .as_str()
+        .unwrap_or("<body></body>")
+        .to_string();
+    let notes = match validate_rich_text(&html) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("html_notes: {e}")),
+    };
+    let section = data["memberships"][0]["section"].as_str().map(String::from);
+    let task = {
+        let mut inner = fake.0.lock().unwrap();
+        inner.next_gid += 1;
+        let task = Task {
+            gid: format!("12000000{}", inner.next_gid),
+            name: data["name"].as_str().unwrap_or_default().to_string(),
+            html_notes: html,
+            notes,
+            projects,
+            section,
+            assignee: data["assignee"].as_str().map(String::from),
+            completed: false,
+            comments: Vec::new(),
+        };
+        inner.tasks.push(task.clone());
+        task
+    };
+    match fault {
+        Some(Fault::CreateThenFail) => error(StatusCode::INTERNAL_SERVER_ERROR, "Server Error"),
+        Some(Fault::CreateThenStall(wait)) => {
+            tokio::time::sleep(wait).await;
+            error(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout")
+        }
+        _ => (
+            StatusCode::CREATED,
+            Json(json!({"data": {"gid": task.gid, "resource_type": "task", "name": task.name}})),
+        )
+            .into_response(),
+    }
+}
+
+async fn update_task(
+    State(fake): State<FakeAsana>,
+    headers: HeaderMap,
+    Path(gid): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(r) = gate(&fake, &headers, &format!("PUT /tasks/{gid}"), false) {
+        return r;
+    }
+    let mut inner = fake.0.lock().unwrap();
+    let Some(task) = inner.tasks.iter_mut().find(|t| t.gid == gid) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("task: Not a recognized ID: {gid}"),
+        );
+    };
+    if let Some(done) = body["data"]["completed"].as_bool() {
+        task.completed = done;
+    }
+    (
+        StatusCode::OK,
+        Json(json!({"data": {"gid": gid, "completed": task.completed}})),
+    )
+        .into_response()
+}
+
+async fn add_story(
+    State(fake): State<FakeAsana>,
+    headers: HeaderMap,
+    Path(gid): Path<String>,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Err(r) = gate(
+        &fake,
+        &headers,
+        &format!("POST /tasks/{gid}/stories"),
+        false,
+    ) {
+        return r;
+    }
+    let data = &body["data"];
+    let text = match (data["text"].as_str(), data["html_text"].as_str()) {
+        (Some(t), None) => t.to_string(),
+        (None, Some(h)) => match validate_rich_text(h) {
+            Ok(t) => t,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("html_text: {e}")),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Specify exactly one of text or html_text",
+            )
+        }
+    };
+    let mut inner = fake.0.lock().unwrap();
+    let Some(task) = inner.tasks.iter_mut().find(|t| t.gid == gid) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("task: Not a recognized ID: {gid}"),
+        );
+    };
+    task.comments.push(text);
+    (
+        StatusCode::CREATED,
+        Json(json!({"data": {"gid": "9", "resource_type": "story"}})),
+    )
+        .into_response()
+}
+
+async fn project_tasks(
+    State(fake): State<FakeAsana>,
+    headers: HeaderMap,
+    Path(gid): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = gate(
+        &fake,
+        &headers,
+        &format!("GET /projects/{gid}/tasks"),
+        false,
+    ) {
+        return r;
+    }
+    let limit: usize = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(l)) if (1..=100).contains(&l) => l,
+        _ => return error(StatusCode::BAD_REQUEST, "limit: Must be between 1 and 100"),
+    };
+    let offset: usize = match q
+        .get("offset")
+        .map(|o| o.strip_prefix("tok-").and_then(|n| n.parse().ok()))
+    {
+        None => 0,
+        Some(Some(n)) => n,
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "offset: Your pagination token is invalid or expired",
+            )
+        }
+    };
+    let incomplete_only = q.get("completed_since").map(String::as_str) == Some("now");
+    let fields = q.get("opt_fields").cloned().unwrap_or_default();
+    let inner = fake.0.lock().unwrap();
+    let matching: Vec<&Task> = inner
+        .tasks
+        .iter()
+        .filter(|t| t.projects.contains(&gid) && (!incomplete_only || !t.completed))
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|t| {
+            let mut v = json!({"gid": t.gid, "resource_type": "task", "name": t.name});
+            if fields.split(',').any(|f| f == "notes") {
+                v["notes"] = json!(t.notes);
+            }
+            v
+        })
+        .collect();
+    let next = (offset + limit < matching.len()).then(|| {
+        let token = format!("tok-{}", offset + limit);
+        json!({"offset": token, "path": format!("/projects/{gid}/tasks?limit={limit}&offset={token}"), "uri": ""})
+    });
+    (
+        StatusCode::OK,
+        Json(json!({"data": page, "next_page": next})),
+    )
+        .into_response()
+}

@@ -1,0 +1,406 @@
+//! drift-notifier against a real PostgreSQL cluster with the real extension, and the fake Asana.
+//! Run by scripts/test.sh (it starts the cluster) with --test-threads=1: one test restarts it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fake_asana::{validate_rich_text, FakeAsana, Fault};
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_becomes_one_task_and_a_restart_adds_none() {
+    let db = fresh_db("nt_one_task").await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    let mut sidecar = spawn_sidecar("nt_one_task", &asana);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drift(&db).await; // NOTIFY wakes the sidecar
+    assert!(
+        eventually(WAIT, || fake.tasks().len() == 1).await,
+        "no task: {:?}",
+        fake.requests()
+    );
+
+    let task = &fake.tasks()[0];
+    assert_eq!(
+        task.name,
+        "dbt source drift on the audit database: 3 changes (orders, users)"
+    );
+    assert_eq!(task.projects, ["1100000000001"]);
+    assert_eq!(task.section.as_deref(), Some("1100000000002"));
+    for needle in [
+        "phone_number",
+        "renamed from phone",
+        "Nickname",
+        "numeric(12,2)",
+        "numeric(14,2)",
+        "detected",
+    ] {
+        assert!(
+            task.notes.contains(needle),
+            "{needle} missing from {}",
+            task.notes
+        );
+    }
+    assert!(
+        task.notes.contains("quote: true"),
+        "the YAML fix quotes mixed-case names"
+    );
+    assert!(validate_rich_text(&task.html_notes).is_ok());
+
+    let status = terminate(&mut sidecar);
+    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+    let again = run_once("nt_one_task", &asana);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(fake.tasks().len(), 1, "a restart files nothing twice");
+    assert_eq!(
+        outbox_state(&db).await,
+        [("new_deltas".to_string(), 1, true, None)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn created_but_unanswered_is_recovered_by_marker_without_a_duplicate() {
+    let db = fresh_db("nt_lost_answer").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    fake.push_fault(Fault::CreateThenFail);
+    let first = run_once("nt_lost_answer", &asana);
+    assert!(
+        !first.status.success(),
+        "an undelivered item makes --once fail"
+    );
+    assert_eq!(fake.tasks().len(), 1, "Asana did create it");
+    let state = outbox_state(&db).await;
+    assert!(
+        !state[0].2 && state[0].3.as_deref().unwrap().contains("500"),
+        "{state:?}"
+    );
+
+    make_due(&db).await;
+    let second = run_once("nt_lost_answer", &asana);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        fake.tasks().len(),
+        1,
+        "found by its marker, not created again"
+    );
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("GET /projects/")));
+    assert!(outbox_state(&db).await[0].2, "acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_between_post_and_acknowledgement_then_restarted_files_one_task() {
+    let db = fresh_db("nt_kill9").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    fake.push_fault(Fault::CreateThenStall(Duration::from_secs(30)));
+    let mut sidecar = spawn_sidecar("nt_kill9", &asana);
+    assert!(eventually(WAIT, || fake.tasks().len() == 1).await);
+    send_signal(sidecar.id(), "KILL");
+    let _ = sidecar.wait();
+    let state = outbox_state(&db).await;
+    assert_eq!(
+        (state[0].1, state[0].2),
+        (1, false),
+        "the attempt was recorded before the POST"
+    );
+
+    tokio::time::sleep(Duration::from_secs(3)).await; // the 2 s lease ends
+    let out = run_once("nt_kill9", &asana);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fake.tasks().len(), 1, "no duplicate after kill -9");
+    assert!(outbox_state(&db).await[0].2, "acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn asana_down_for_a_while_then_delivered_with_attempts_recorded() {
+    let db = fresh_db("nt_down").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    for _ in 0..3 {
+        fake.push_fault(Fault::Unavailable);
+    }
+    for round in 0..3 {
+        let out = run_once("nt_down", &asana);
+        assert!(!out.status.success(), "round {round}");
+        let state = outbox_state(&db).await;
+        assert!(state[0].3.as_deref().unwrap().contains("503"), "{state:?}");
+        let due_later: bool = db
+            .query_one(
+                "SELECT next_attempt_at > now() FROM drift_watch.outbox",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(due_later, "a 5xx backs off");
+        make_due(&db).await;
+    }
+    let out = run_once("nt_down", &asana);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fake.tasks().len(), 1);
+    let state = outbox_state(&db).await;
+    assert_eq!(
+        (state[0].1, state[0].2, state[0].3.clone()),
+        (4, true, None)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_wait_retry_after_and_leave_no_trace() {
+    let db = fresh_db("nt_429").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    fake.push_fault(Fault::RateLimit(1));
+    fake.push_fault(Fault::RateLimit(1));
+    let started = std::time::Instant::now();
+    let out = run_once("nt_429", &asana);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "Retry-After was honoured"
+    );
+    assert_eq!(fake.tasks().len(), 1);
+    assert_eq!(outbox_state(&db).await[0].1, 1, "one attempt");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_token_is_said_clearly_kept_and_delivered_once_fixed() {
+    let db = fresh_db("nt_401").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    let out = notifier("nt_401", &asana, &["run", "--once"])
+        .env("ASANA_TOKEN", "wrong-secret-token")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("rejected the token (401)"), "{stderr}");
+    assert!(
+        !stderr.contains("wrong-secret-token"),
+        "the token is never logged"
+    );
+    let state = outbox_state(&db).await;
+    assert!(
+        !state[0].2 && state[0].3.as_deref().unwrap().contains("401"),
+        "{state:?}"
+    );
+    let parked: bool = db
+        .query_one(
+            "SELECT next_attempt_at = 'infinity' FROM drift_watch.outbox",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(parked, "a 4xx is not retried blindly");
+
+    let fixed = run_once("nt_401", &asana);
+    assert!(
+        fixed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fixed.stderr)
+    );
+    assert_eq!(fake.tasks().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_notifiers_at_once_file_one_task() {
+    let db = fresh_db("nt_two").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    fake.push_fault(Fault::CreateThenStall(Duration::from_millis(1500)));
+    let a = notifier("nt_two", &asana, &["run", "--once"])
+        .spawn()
+        .unwrap();
+    let b = notifier("nt_two", &asana, &["run", "--once"])
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let _ = (a, b);
+    make_due(&db).await;
+    let c = run_once("nt_two", &asana);
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    assert_eq!(
+        fake.tasks().len(),
+        1,
+        "SKIP LOCKED + lease + marker: one task"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn five_hundred_new_columns_make_one_valid_readable_task() {
+    let db = fresh_db("nt_wide").await;
+    let mut ddl = String::from("ALTER TABLE app.users ");
+    ddl.push_str(
+        &(1..=500)
+            .map(|i| format!("ADD COLUMN \"Col<{i}>&\" text"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    db.batch_execute(&ddl).await.unwrap();
+    db.batch_execute("SELECT run_check()").await.unwrap();
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    let out = run_once("nt_wide", &asana);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tasks = fake.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        tasks[0].name,
+        "dbt source drift on the audit database: 500 changes (users)"
+    );
+    assert_eq!(tasks[0].html_notes.matches("<li>").count(), 500);
+    assert!(
+        tasks[0].notes.contains("Col<250>&"),
+        "escaped in XML, intact as text"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resolution_comments_and_completes_the_task() {
+    let db = fresh_db("nt_resolve").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    assert!(run_once("nt_resolve", &asana).status.success());
+
+    // Part of it caught up: a comment, the task stays open.
+    db.batch_execute(
+        "SELECT load_contract('models/app.yml', $$
+sources:
+  - name: app
+    tables:
+      - name: users
+        columns: [{name: id, data_type: bigint}, {name: email}, {name: phone_number}, {name: Nickname, quote: true}]
+      - name: orders
+        columns: [{name: id}, {name: total, data_type: \"numeric(12,2)\"}]
+$$); SELECT run_check();",
+    )
+    .await
+    .unwrap();
+    assert!(run_once("nt_resolve", &asana).status.success());
+    let task = fake.tasks()[0].clone();
+    assert_eq!(task.comments.len(), 1);
+    assert!(
+        task.comments[0].contains("still open") && !task.completed,
+        "{task:?}"
+    );
+
+    // The rest: a comment, and the task completed.
+    db.batch_execute(
+        "ALTER TABLE app.orders ALTER COLUMN total TYPE numeric(12,2); SELECT run_check();",
+    )
+    .await
+    .unwrap();
+    assert!(run_once("nt_resolve", &asana).status.success());
+    let task = fake.tasks()[0].clone();
+    assert_eq!(task.comments.len(), 2);
+    assert!(
+        task.comments[1].contains("closing it") && task.completed,
+        "{task:?}"
+    );
+    assert_eq!(fake.tasks().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_token_it_says_dry_run_prints_and_acknowledges_nothing() {
+    let db = fresh_db("nt_dry").await;
+    drift(&db).await;
+    let out = notifier("nt_dry", "http://127.0.0.1:9", &["run", "--once"])
+        .env_remove("ASANA_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dry-run mode"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("would create task") && stdout.contains("phone_number"),
+        "{stdout}"
+    );
+    assert_eq!(
+        outbox_state(&db).await,
+        [("new_deltas".to_string(), 0, false, None)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_postgres_is_reconnected_and_delivery_catches_up() {
+    let (Ok(pgdata), Ok(pg_bin)) = (std::env::var("DW_TEST_PGDATA"), std::env::var("DW_PG_BIN"))
+    else {
+        panic!("DW_TEST_PGDATA and DW_PG_BIN come from scripts/test.sh");
+    };
+    let db = fresh_db("nt_pg_restart").await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    let mut sidecar = spawn_sidecar("nt_pg_restart", &asana);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    drop(db);
+    // No pipes to the new postmaster (it would hold them open): its output goes to the log.
+    let log = std::path::Path::new(&pgdata).with_file_name("server.log");
+    let restart = tokio::process::Command::new("runuser")
+        .args([
+            "-u",
+            "postgres",
+            "--",
+            &format!("{pg_bin}/pg_ctl"),
+            "-D",
+            &pgdata,
+        ])
+        .args(["-m", "fast", "-w", "-l", &log.to_string_lossy(), "restart"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(
+        restart.success(),
+        "pg_ctl restart failed: see {}",
+        log.display()
+    );
+    let db = connect("nt_pg_restart").await;
+    drift(&db).await;
+    assert!(
+        eventually(WAIT, || fake.tasks().len() == 1).await,
+        "reconnected and delivered"
+    );
+    assert!(terminate(&mut sidecar).success());
+}
