@@ -1,0 +1,126 @@
+//! `contract push` and `check`, as an analytics engineer runs them, against the real cluster.
+
+mod common;
+
+use common::*;
+
+fn push(db: &str, path: &str) -> std::process::Output {
+    notifier(db, "http://127.0.0.1:9", &["contract", "push", path])
+        .output()
+        .unwrap()
+}
+
+fn example() -> String {
+    format!("{}/../examples/shop", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn push_loads_a_project_and_a_bad_file_changes_nothing() {
+    let db = fresh_db("nt_push").await;
+    let out = push("nt_push", &example());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "loaded 4 files: 3 sources, 13 tables, 44 columns"
+    );
+    let origins: Vec<String> = db
+        .query(
+            "SELECT origin FROM drift_watch.contract_origin ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        origins.contains(&"models/staging/shop/_shop__sources.yml".to_string()),
+        "{origins:?}"
+    );
+    assert!(
+        origins.contains(&"models/app.yml".to_string()),
+        "other origins are kept: {origins:?}"
+    );
+
+    // A copy of the project with one broken file: the push fails naming it, nothing changes.
+    let dir = std::env::temp_dir().join(format!("dw-push-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(std::path::Path::new(&example()), &dir);
+    let broken = dir.join("models/staging/payments/_payments__sources.yml");
+    std::fs::write(
+        &broken,
+        "version: 2\nsources:\n  - name: payments\n    tables: [\n",
+    )
+    .unwrap();
+    let before: i64 = db
+        .query_one("SELECT count(*) FROM drift_watch.contract", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let out = push("nt_push", dir.to_str().unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("models/staging/payments/_payments__sources.yml:4:")
+            && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    let after: i64 = db
+        .query_one("SELECT count(*) FROM drift_watch.contract", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(before, after);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_prints_the_deltas_as_a_table() {
+    let db = fresh_db("nt_check").await;
+    db.batch_execute("ALTER TABLE app.users RENAME COLUMN phone TO mobile")
+        .await
+        .unwrap();
+    let out = notifier("nt_check", "http://127.0.0.1:9", &["check"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 open (1 new, 0 resolved)"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("app.users") && l.contains("mobile") && l.contains("renamed")),
+        "{stdout}"
+    );
+
+    let out = notifier(
+        "nt_check",
+        "http://127.0.0.1:9",
+        &["check", "no_such_server"],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAILED: drift_watch: unknown target"));
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
