@@ -17,6 +17,9 @@ fn example() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn push_loads_a_project_and_a_bad_file_changes_nothing() {
     let db = fresh_db("nt_push").await;
+    db.batch_execute("SELECT load_contract('elsewhere/extra.yml', 'sources: [{name: extra, tables: [{name: t}]}]')")
+        .await
+        .unwrap();
     let out = push("nt_push", &example());
     assert!(
         out.status.success(),
