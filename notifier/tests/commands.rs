@@ -45,8 +45,12 @@ async fn push_loads_a_project_and_a_bad_file_changes_nothing() {
         "{origins:?}"
     );
     assert!(
-        origins.contains(&"models/app.yml".to_string()),
-        "other origins are kept: {origins:?}"
+        !origins.contains(&"models/app.yml".to_string()),
+        "a file under the model paths that the project no longer has is forgotten: {origins:?}"
+    );
+    assert!(
+        origins.contains(&"elsewhere/extra.yml".to_string()),
+        "origins outside the model paths are kept: {origins:?}"
     );
 
     // A copy of the project with one broken file: the push fails naming it, nothing changes.
