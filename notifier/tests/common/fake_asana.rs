@@ -48,6 +48,8 @@ pub struct Inner {
     pub tasks: Vec<Task>,
     pub faults: VecDeque<Fault>,
     pub requests: Vec<String>,
+    /// When each task was created (for the benchmark's latency figures).
+    pub created_at: Vec<std::time::Instant>,
     next_gid: u64,
 }
 
@@ -60,6 +62,9 @@ impl FakeAsana {
     }
     pub fn push_fault(&self, fault: Fault) {
         self.0.lock().unwrap().faults.push_back(fault);
+    }
+    pub fn created_at(&self) -> Vec<std::time::Instant> {
+        self.0.lock().unwrap().created_at.clone()
     }
     pub fn requests(&self) -> Vec<String> {
         self.0.lock().unwrap().requests.clone()
@@ -246,6 +251,7 @@ async fn create_task(
             comments: Vec::new(),
         };
         inner.tasks.push(task.clone());
+        inner.created_at.push(std::time::Instant::now());
         task
     };
     match fault {

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# On-demand benchmark of drift-notifier (not part of CI): starts a throwaway PostgreSQL 15
+# cluster with the extension, then runs notifier/tests/bench.rs (release build) against it and a
+# fake Asana: NOTIFY→POST latency, throughput draining 1,000 pending runs, peak memory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+(cd extension && cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null)
+dir=$(mktemp -d /tmp/drift_watch_nbench.XXXXXX)
+chmod 755 "$dir"
+port=$(free_port)
+trap 'cluster_stop "$dir"; rm -rf "$dir"' EXIT
+cluster_init "$dir" "$port"
+DW_TEST_PG_PORT=$port cargo test -q --release -p drift-notifier --test bench -- --ignored --nocapture 2>&1 \
+  | grep -E '^\|'
