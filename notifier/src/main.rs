@@ -217,10 +217,19 @@ async fn run(url: &str, args: RunArgs) -> Result<ExitCode, String> {
     };
     let lease = Duration::from_secs(args.lease_seconds);
     let (stop_tx, stop) = watch::channel(false);
+    let deadline = Duration::from_secs(args.shutdown_seconds);
     tokio::spawn(async move {
         shutdown_signal().await;
-        info!("shutdown requested: finishing in-flight work");
+        info!(
+            deadline_s = deadline.as_secs(),
+            "shutdown requested: finishing in-flight work"
+        );
         let _ = stop_tx.send(true);
+        // Past the deadline, leave: an unfinished item keeps its recorded attempt and lease, and
+        // is taken over (and found by its marker) by the next notifier. Nothing is lost.
+        tokio::time::sleep(deadline).await;
+        warn!("shutdown deadline reached: in-flight work released to the lease");
+        std::process::exit(0);
     });
 
     if args.once {

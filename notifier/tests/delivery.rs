@@ -404,3 +404,69 @@ async fn a_restarted_postgres_is_reconnected_and_delivery_catches_up() {
     );
     assert!(terminate(&mut sidecar).success());
 }
+
+#[test]
+fn the_fake_rejects_what_asana_rejects() {
+    assert!(validate_rich_text("<body>a &amp; <strong>b</strong><hr/></body>").is_ok());
+    for bad in [
+        "plain text",
+        "<body>unclosed <strong></body>",
+        "<body><p>paragraph</p></body>",
+        "<body>a<br/>b</body>",
+        "<body>a & b</body>",
+        "<body><em class=\"x\">e</em></body>",
+        "<div><body>x</body></div>",
+        "<body>x</body><body>y</body>",
+    ] {
+        assert!(validate_rich_text(bad).is_err(), "accepted {bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn marker_recovery_pages_through_a_busy_project() {
+    let db = fresh_db("nt_pages").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    fake.seed_tasks("1100000000001", 250); // three pages of 100 before ours
+    fake.push_fault(Fault::CreateThenFail);
+    assert!(!run_once("nt_pages", &asana).status.success());
+    make_due(&db).await;
+    assert!(run_once("nt_pages", &asana).status.success());
+    assert_eq!(
+        fake.tasks().len(),
+        251,
+        "found on the third page, not created again"
+    );
+    let pages = fake
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /projects/"))
+        .count();
+    assert_eq!(pages, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_target_becomes_one_task_per_outage() {
+    let db = fresh_db("nt_outage").await;
+    db.batch_execute(
+        "CREATE SERVER dead FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host '127.0.0.1', port '1', dbname 'x');
+         CREATE USER MAPPING FOR CURRENT_USER SERVER dead OPTIONS (user 'postgres');
+         SELECT run_check('dead'); SELECT run_check('dead'); SELECT run_check('dead');",
+    )
+    .await
+    .unwrap();
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    assert!(run_once("nt_outage", &asana).status.success());
+    let tasks = fake.tasks();
+    assert_eq!(tasks.len(), 1, "three failed runs, one outage, one task");
+    assert_eq!(tasks[0].name, "dbt source drift check failing on dead");
+    assert!(
+        tasks[0]
+            .notes
+            .contains("could not read the live schema of target \"dead\""),
+        "{}",
+        tasks[0].notes
+    );
+}

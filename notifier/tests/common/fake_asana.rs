@@ -60,6 +60,26 @@ impl FakeAsana {
     pub fn tasks(&self) -> Vec<Task> {
         self.0.lock().unwrap().tasks.clone()
     }
+    /// Tasks someone else filed in the project (so a marker search has pages to go through).
+    pub fn seed_tasks(&self, project: &str, n: usize) {
+        let mut inner = self.0.lock().unwrap();
+        for i in 0..n {
+            inner.next_gid += 1;
+            let gid = format!("11000000{}", inner.next_gid);
+            inner.tasks.push(Task {
+                gid,
+                name: format!("unrelated task {i}"),
+                html_notes: "<body>unrelated</body>".into(),
+                notes: "unrelated".into(),
+                projects: vec![project.to_string()],
+                section: None,
+                assignee: None,
+                completed: false,
+                comments: Vec::new(),
+            });
+            inner.created_at.push(std::time::Instant::now());
+        }
+    }
     pub fn push_fault(&self, fault: Fault) {
         self.0.lock().unwrap().faults.push_back(fault);
     }
