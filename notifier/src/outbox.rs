@@ -108,21 +108,41 @@ fn delta_row(r: &tokio_postgres::Row) -> DeltaRow {
     }
 }
 
+/// Which outbox link of `drift_watch.delta` to follow.
+#[derive(Clone, Copy)]
+enum Link {
+    Announced,
+    Resolved,
+}
+
+/// The deltas an outbox item announces or resolves, in display order.
+async fn linked_deltas(
+    db: &Client,
+    link: Link,
+    id: i64,
+) -> Result<Vec<DeltaRow>, tokio_postgres::Error> {
+    let column = match link {
+        Link::Announced => "announce_outbox_id",
+        Link::Resolved => "resolve_outbox_id",
+    };
+    let rows = db
+        .query(
+            &format!(
+                "SELECT {DELTA_COLUMNS} FROM drift_watch.delta WHERE {column} = $1
+                  ORDER BY source_name, schema_name, table_name, column_name NULLS FIRST, change"
+            ),
+            &[&id],
+        )
+        .await?;
+    Ok(rows.iter().map(delta_row).collect())
+}
+
 /// The deltas an announcement files.
 pub async fn announced_deltas(
     db: &Client,
     item: &Item,
 ) -> Result<Vec<DeltaRow>, tokio_postgres::Error> {
-    let rows = db
-        .query(
-            &format!(
-                "SELECT {DELTA_COLUMNS} FROM drift_watch.delta WHERE announce_outbox_id = $1
-                  ORDER BY source_name, schema_name, table_name, column_name NULLS FIRST, change"
-            ),
-            &[&item.id],
-        )
-        .await?;
-    Ok(rows.iter().map(delta_row).collect())
+    linked_deltas(db, Link::Announced, item.id).await
 }
 
 /// For a follow-up: the task it follows up on, the deltas resolved now, and whether every delta
@@ -139,15 +159,7 @@ pub async fn resolution(
         )
         .await?
         .and_then(|r| r.get(0));
-    let rows = db
-        .query(
-            &format!(
-                "SELECT {DELTA_COLUMNS} FROM drift_watch.delta WHERE resolve_outbox_id = $1
-                  ORDER BY source_name, schema_name, table_name, column_name NULLS FIRST, change"
-            ),
-            &[&item.id],
-        )
-        .await?;
+    let resolved = linked_deltas(db, Link::Resolved, item.id).await?;
     let still_open: bool = db
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM drift_watch.delta
@@ -156,7 +168,7 @@ pub async fn resolution(
         )
         .await?
         .get(0);
-    Ok((gid, rows.iter().map(delta_row).collect(), !still_open))
+    Ok((gid, resolved, !still_open))
 }
 
 /// For a failed run: its error and when it ended.
