@@ -17,6 +17,9 @@ log "building and installing the extension (release)"
 install_flags=(--release --pg-config "$PG_CONFIG")
 [ "$(id -u)" = 0 ] || install_flags+=(--sudo)
 (cd extension && cargo pgrx install "${install_flags[@]}" >/dev/null)
+log "building drift-notifier"
+cargo build -q --release -p drift-notifier
+NOTIFIER=$PWD/target/release/drift-notifier
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/drift_watch-demo.XXXXXX")
 chmod 755 "$W"
@@ -49,16 +52,9 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER app_replica
   OPTIONS (user 'drift_reader', password 'demo-only');
 SQL
 
-log "loading the dbt project $PROJECT as the contract (one transaction)"
-model_paths=$(sed -n 's/^model-paths: *\[\(.*\)\]/\1/p' "$PROJECT/dbt_project.yml" | tr -d '"'"'" | tr ',' ' ')
-{
-  for mp in ${model_paths:-models}; do
-    find "$PROJECT/$mp" -name '*.yml' -o -name '*.yaml' | sort | while read -r f; do
-      rel=${f#"$PROJECT/"}
-      printf "\\set doc \`cat '%s'\`\nSELECT '%s' AS origin, load_contract('%s', :'doc') AS source_tables;\n" "$f" "$rel" "$rel"
-    done
-  done
-} | pg "$PRIMARY" -d audit -1 -P footer=off
+export DATABASE_URL="postgres://postgres@127.0.0.1:$PRIMARY/audit"
+log "drift-notifier contract push $PROJECT (one transaction, through load_contract)"
+"$NOTIFIER" contract push "$PROJECT"
 
 wait_for_replay() {
   local lsn; lsn=$(pg "$PRIMARY" -At -c "SELECT pg_current_wal_lsn()")
@@ -79,6 +75,17 @@ wait_for_replay
 
 log "drift_diff('app_replica') after the migration"
 pg "$PRIMARY" -d audit -c "SELECT source_name, table_name, column_name, change, contract_type, live_type, detail FROM drift_diff('app_replica')"
+
+log "drift-notifier check app_replica (records the run, as the daily pg_cron job would)"
+"$NOTIFIER" check app_replica
+
+if [ -n "${ASANA_TOKEN:-}" ]; then
+  log "drift-notifier run --once: filing the task in Asana project ${ASANA_PROJECT:-?}"
+  "$NOTIFIER" run --once
+else
+  log "drift-notifier run --once (ASANA_TOKEN is not set: dry run, the task it would file)"
+  "$NOTIFIER" run --once --dry-run
+fi
 
 if [ -n "${DW_KEEP:-}" ]; then
   log "left running (DW_KEEP=1):"

@@ -248,8 +248,8 @@ fn yaml_scalar(s: &str) -> String {
     }
 }
 
-/// Text for XML: escapes `& < >` (and quotes, harmlessly), and replaces characters XML 1.0 does
-/// not allow, so any identifier renders as valid rich text.
+/// Text for an XML text node: escapes `& < >`, and replaces characters XML 1.0 does not allow,
+/// so any identifier renders as valid rich text. (Never used for attribute values.)
 pub fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -257,7 +257,6 @@ pub fn xml(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
             '\t' | '\n' | '\r' => out.push(c),
             c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
             c => out.push(c),
