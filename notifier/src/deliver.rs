@@ -17,10 +17,10 @@ use crate::asana::{Asana, AsanaError};
 use crate::outbox::{self, Item};
 use crate::render;
 
-/// Where tasks go: Asana, or standard output (dry run).
+/// Where tasks go: Asana, or standard output (dry run), each pending item printed once.
 pub enum Sink {
     Asana(Asana),
-    DryRun,
+    DryRun(std::sync::Mutex<std::collections::HashSet<i64>>),
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -82,9 +82,12 @@ pub async fn drain(
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> Result<Drained, tokio_postgres::Error> {
     let mut drained = Drained::default();
-    let Sink::Asana(asana) = sink else {
-        print_dry_run(db).await?;
-        return Ok(drained);
+    let asana = match sink {
+        Sink::Asana(asana) => asana,
+        Sink::DryRun(printed) => {
+            print_dry_run(db, printed).await?;
+            return Ok(drained);
+        }
     };
     while !*stop.borrow() {
         let Some(item) = outbox::claim(db, lease).await? else {
@@ -162,13 +165,26 @@ async fn draft(db: &Client, item: &Item) -> Result<render::TaskDraft, DeliverErr
     })
 }
 
-/// --dry-run: what would be sent, acknowledging nothing.
-async fn print_dry_run(db: &Client) -> Result<(), tokio_postgres::Error> {
+/// --dry-run: what would be sent, acknowledging nothing. Items already printed by this process
+/// are not printed again (the sidecar drains on every poll and notification).
+async fn print_dry_run(
+    db: &Client,
+    printed: &std::sync::Mutex<std::collections::HashSet<i64>>,
+) -> Result<(), tokio_postgres::Error> {
     let items = outbox::pending(db).await?;
-    if items.is_empty() {
+    // -1 (no outbox id) marks that this process has printed its first report.
+    let first_time = printed.lock().map(|mut p| p.insert(-1)).unwrap_or(false);
+    if items.is_empty() && first_time {
         println!("dry run: nothing pending");
     }
     for item in items {
+        let new = printed
+            .lock()
+            .map(|mut p| p.insert(item.id))
+            .unwrap_or(true);
+        if !new {
+            continue;
+        }
         match item.kind.as_str() {
             "resolved" => {
                 let (gid, resolved, all) = outbox::resolution(db, &item).await?;

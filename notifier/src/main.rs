@@ -209,10 +209,10 @@ async fn run(url: &str, args: RunArgs) -> Result<ExitCode, String> {
                 args.asana_assignee.clone(),
             )?)
         }
-        (_, true) => Sink::DryRun,
+        (_, true) => Sink::DryRun(Default::default()),
         _ => {
             warn!("ASANA_TOKEN is not set: running in dry-run mode (printing tasks, acknowledging nothing)");
-            Sink::DryRun
+            Sink::DryRun(Default::default())
         }
     };
     let lease = Duration::from_secs(args.lease_seconds);
@@ -239,7 +239,7 @@ async fn run(url: &str, args: RunArgs) -> Result<ExitCode, String> {
             .await
             .map_err(|e| db_error(&e))?;
         let left = match sink {
-            Sink::DryRun => 0,
+            Sink::DryRun(_) => 0,
             Sink::Asana(_) => outbox::pending(&db).await.map_err(|e| db_error(&e))?.len(),
         };
         info!(

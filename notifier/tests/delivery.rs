@@ -470,3 +470,28 @@ async fn a_failing_target_becomes_one_task_per_outage() {
         tasks[0].notes
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_sidecar_prints_each_task_once() {
+    let db = fresh_db("nt_dry_sidecar").await;
+    drift(&db).await;
+    let child = notifier(
+        "nt_dry_sidecar",
+        "http://127.0.0.1:9",
+        &["run", "--dry-run"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(3500)).await; // three polls at DRIFT_POLL_SECONDS=1
+    send_signal(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("would create task").count(), 1, "{stdout}");
+    assert_eq!(
+        outbox_state(&db).await,
+        [("new_deltas".to_string(), 0, false, None)]
+    );
+}
