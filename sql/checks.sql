@@ -36,12 +36,13 @@ CREATE TABLE drift_watch.snapshot (
 );
 
 -- What the notifier delivers. One row per announcement: the new deltas of a run, a resolution
--- follow-up for an earlier announcement (`parent_id`), or a run that failed after one that had not.
+-- follow-up for an earlier announcement (`parent_id`), a run that failed after one that had not,
+-- or the first good run after a failure (`recovered`, a follow-up to that failure's task).
 -- Claimed with FOR UPDATE SKIP LOCKED; only a 2xx from Asana sets delivered_at.
 CREATE TABLE drift_watch.outbox (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     run_id          bigint NOT NULL REFERENCES drift_watch.check_run,
-    kind            text NOT NULL CHECK (kind IN ('new_deltas', 'resolved', 'run_failed')),
+    kind            text NOT NULL CHECK (kind IN ('new_deltas', 'resolved', 'run_failed', 'recovered')),
     target          text NOT NULL,
     parent_id       bigint REFERENCES drift_watch.outbox,
     created_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
@@ -155,6 +156,18 @@ BEGIN
     INSERT INTO drift_watch.check_run (target) VALUES (t) RETURNING id INTO run;
     BEGIN
         PERFORM drift_watch._record_check(run, target);
+        -- The first good run after a failure closes the failure's task.
+        SELECT r.status INTO previous FROM drift_watch.check_run r
+         WHERE r.target = t AND r.id < run AND r.status <> 'running'
+         ORDER BY r.id DESC LIMIT 1;
+        IF previous = 'failed' THEN
+            INSERT INTO drift_watch.outbox (run_id, kind, target, parent_id)
+            SELECT run, 'recovered', t, o.id FROM drift_watch.outbox o
+             WHERE o.target = t AND o.kind = 'run_failed'
+             ORDER BY o.id DESC LIMIT 1;
+            PERFORM pg_notify('drift_watch', json_build_object(
+                'run_id', run, 'target', NULLIF(t, ''), 'status', 'recovered')::text);
+        END IF;
     EXCEPTION WHEN others THEN
         GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
         SELECT r.status INTO previous FROM drift_watch.check_run r

@@ -148,6 +148,14 @@ async fn deliver(db: &Client, asana: &Asana, item: &Item) -> Result<String, Deli
             }
             Ok(gid)
         }
+        "recovered" => {
+            let (gid, at) = outbox::recovery(db, item).await?;
+            let gid = gid.ok_or_else(|| DeliverError::Data("follow-up without a task".into()))?;
+            let text = render::recovery_comment(&item.target, &at);
+            rate_limited(|| asana.comment(&gid, &text)).await?;
+            rate_limited(|| asana.complete(&gid)).await?;
+            Ok(gid)
+        }
         other => Err(DeliverError::Data(format!("unknown outbox kind {other}"))),
     }
 }
@@ -193,6 +201,14 @@ async fn print_dry_run(
                     gid.as_deref().unwrap_or("(not filed yet)"),
                     if all { " and mark it complete" } else { "" },
                     render::resolution_comment(&resolved, all)
+                );
+            }
+            "recovered" => {
+                let (gid, at) = outbox::recovery(db, &item).await?;
+                println!(
+                    "=== dry run: comment on task {} and mark it complete ===\n{}\n",
+                    gid.as_deref().unwrap_or("(not filed yet)"),
+                    render::recovery_comment(&item.target, &at)
                 );
             }
             _ => match draft(db, &item).await {

@@ -171,6 +171,22 @@ pub async fn resolution(
     Ok((gid, resolved, !still_open))
 }
 
+/// For a recovery: the failure task it follows up on, and when the good run ended.
+pub async fn recovery(
+    db: &Client,
+    item: &Item,
+) -> Result<(Option<String>, String), tokio_postgres::Error> {
+    let row = db
+        .query_one(
+            "SELECT (SELECT asana_task_gid FROM drift_watch.outbox WHERE id = $2),
+                    to_char(coalesce(finished_at, started_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI \"UTC\"')
+               FROM drift_watch.check_run WHERE id = $1",
+            &[&item.run_id, &item.parent_id.unwrap_or_default()],
+        )
+        .await?;
+    Ok((row.get(0), row.get(1)))
+}
+
 /// For a failed run: its error and when it ended.
 pub async fn failed_run(
     db: &Client,

@@ -115,6 +115,15 @@ pub fn failure_task(target: &str, marker: &str, error: &str, at: &str) -> TaskDr
     }
 }
 
+/// The comment that closes a failure task once a check of its target succeeds again.
+pub fn recovery_comment(target: &str, at: &str) -> String {
+    format!(
+        "The check of {} succeeds again (run finished {at}): the live schema is being compared \
+         with the contract as usual. Drift found meanwhile is filed in its own task. Closing this one.",
+        target_label(target)
+    )
+}
+
 /// The comment for deltas resolved since the task was filed.
 pub fn resolution_comment(resolved: &[DeltaRow], all_resolved: bool) -> String {
     let mut text = format!(

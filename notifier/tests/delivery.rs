@@ -447,7 +447,7 @@ async fn marker_recovery_pages_through_a_busy_project() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failing_target_becomes_one_task_per_outage() {
+async fn a_failing_target_becomes_one_task_per_outage_and_recovery_closes_it() {
     let db = fresh_db("nt_outage").await;
     db.batch_execute(
         "CREATE SERVER dead FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host '127.0.0.1', port '1', dbname 'x');
@@ -469,6 +469,32 @@ async fn a_failing_target_becomes_one_task_per_outage() {
         "{}",
         tasks[0].notes
     );
+    assert!(!tasks[0].completed);
+
+    // The target is reachable again: the failure task gets a comment and is completed, once.
+    db.batch_execute(&format!(
+        "ALTER SERVER dead OPTIONS (SET port '{}', SET dbname 'nt_outage');
+         SELECT run_check('dead'); SELECT run_check('dead');",
+        pg_port()
+    ))
+    .await
+    .unwrap();
+    assert!(run_once("nt_outage", &asana).status.success());
+    let tasks = fake.tasks();
+    assert_eq!(tasks.len(), 1, "recovery files no new task");
+    assert_eq!(tasks[0].comments.len(), 1, "{:?}", tasks[0].comments);
+    assert!(tasks[0].comments[0].contains("succeeds again") && tasks[0].completed);
+    assert!(
+        outbox_state(&db).await.iter().all(|item| item.2),
+        "all acknowledged"
+    );
+
+    // A new outage is a new task.
+    db.batch_execute("ALTER SERVER dead OPTIONS (SET port '1'); SELECT run_check('dead');")
+        .await
+        .unwrap();
+    assert!(run_once("nt_outage", &asana).status.success());
+    assert_eq!(fake.tasks().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
