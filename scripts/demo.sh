@@ -45,9 +45,10 @@ pg "$PRIMARY_PORT" -d audit -c "SELECT source_name, table_name, column_name, cha
 log "drift-notifier check app_replica (records the run, as the daily pg_cron job would)"
 "$NOTIFIER" check app_replica
 
-log "schedule_check('app_replica'): the daily pg_cron job in production (06:00 UTC by default)"
-pg "$PRIMARY_PORT" -d audit -c "SELECT schedule_check('app_replica') AS job_id" \
-  -c "SELECT jobname, schedule, command FROM cron.job"
+log "schedule_check('app_replica') as drift_cron: the daily pg_cron job (06:00 GMT by default)"
+psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PRIMARY_PORT" -U drift_cron audit \
+  -c "SELECT schedule_check('app_replica') AS job_id" \
+  -c "SELECT jobname, schedule, command, username FROM cron.job"
 
 # The sidecar's own login: a member of drift_watch_notifier, nothing more.
 export DATABASE_URL=$NOTIFIER_URL

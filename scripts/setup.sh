@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything drift_watch needs on a fresh Debian 12 machine, idempotently:
-# PostgreSQL 15 server + headers + pg_cron, clang (bindgen), cargo-pgrx 0.18.0, `cargo pgrx init`.
+# PostgreSQL 15 server + headers + pg_cron, clang (bindgen), systemd-analyze (the unit check),
+# cargo-pgrx 0.18.0, `cargo pgrx init`.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 PGRX_VERSION=0.18.0
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-cron
-          libclang-dev clang sudo pkg-config python3)
+          libclang-dev clang sudo pkg-config python3 systemd)
 
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

@@ -7,7 +7,9 @@
 #                        foreign server app_replica ──▶ replica:app as drift_reader
 #
 # Roles, as the README's deployment section sets them up:
-#   drift_reader    (app side)  LOGIN, no grants on application tables: reads the catalog only
+#   drift_reader    (app side)  LOGIN, password (scram), no grants on application tables
+#   drift_cron      (audit)     LOGIN, member of drift_watch_checker, USAGE on schema cron, a user
+#                               mapping to the replica: the daily job runs as it
 #   drift_notifier  (audit)     LOGIN, member of drift_watch_notifier: what the sidecar runs as
 #
 #   scripts/topology.sh up DIR APP_SCHEMA_SQL   start it; writes DIR/topology.env (ports, URLs)
@@ -50,6 +52,11 @@ up)
   pg "$PRIMARY_PORT" -c "CREATE DATABASE app" -c "CREATE DATABASE audit"
   pg "$PRIMARY_PORT" -d app -f "$schema"
   pg "$PRIMARY_PORT" -c "CREATE ROLE drift_reader LOGIN PASSWORD 'local-only'"
+  # drift_reader authenticates with its password (dblink insists on one for non-superusers); the
+  # replica inherits this pg_hba.conf through pg_basebackup.
+  { echo "host all drift_reader 127.0.0.1/32 scram-sha-256"; cat "$W/primary/data/pg_hba.conf"; } >"$W/pg_hba.conf"
+  as_pg cp "$W/pg_hba.conf" "$W/primary/data/pg_hba.conf"
+  pg "$PRIMARY_PORT" -qAt -c "SELECT pg_reload_conf()" >/dev/null
 
   log "streaming replica on 127.0.0.1:$REPLICA_PORT (pg_basebackup -R)"
   mkdir -p "$W/replica"; [ "$(id -u)" = 0 ] && chown postgres: "$W/replica"
@@ -69,12 +76,19 @@ CREATE SERVER app_replica FOREIGN DATA WRAPPER postgres_fdw
   OPTIONS (host '127.0.0.1', port '$REPLICA_PORT', dbname 'app', connect_timeout '10');
 CREATE USER MAPPING FOR CURRENT_USER SERVER app_replica
   OPTIONS (user 'drift_reader', password 'local-only');
+-- The daily job's role: checks only, pg_cron's schema, its own credentials for the replica.
+CREATE ROLE drift_cron LOGIN PASSWORD 'local-only' IN ROLE drift_watch_checker;
+GRANT USAGE ON SCHEMA cron TO drift_cron;
+GRANT USAGE ON FOREIGN SERVER app_replica TO drift_cron;
+CREATE USER MAPPING FOR drift_cron SERVER app_replica
+  OPTIONS (user 'drift_reader', password 'local-only');
 CREATE ROLE drift_notifier LOGIN PASSWORD 'local-only' IN ROLE drift_watch_notifier;
 SQL
   cat >"$W/topology.env" <<ENV
 PRIMARY_PORT=$PRIMARY_PORT
 REPLICA_PORT=$REPLICA_PORT
 AUDIT_URL=postgres://postgres@127.0.0.1:$PRIMARY_PORT/audit
+CHECKER_URL=postgres://drift_cron@127.0.0.1:$PRIMARY_PORT/audit
 NOTIFIER_URL=postgres://drift_notifier@127.0.0.1:$PRIMARY_PORT/audit
 ENV
   ;;
