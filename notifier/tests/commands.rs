@@ -30,16 +30,11 @@ async fn push_loads_a_project_and_a_bad_file_changes_nothing() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "loaded 4 files: 3 sources, 13 tables, 44 columns"
     );
-    let origins: Vec<String> = db
-        .query(
-            "SELECT origin FROM drift_watch.contract_origin ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let origins = strings(
+        &db,
+        "SELECT origin FROM drift_watch.contract_origin ORDER BY 1",
+    )
+    .await;
     assert!(
         origins.contains(&"models/staging/shop/_shop__sources.yml".to_string()),
         "{origins:?}"

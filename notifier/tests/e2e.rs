@@ -16,7 +16,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::fake_asana::{validate_rich_text, FakeAsana, Fault, Task, TOKEN};
-use common::{eventually, send_signal};
+use common::{eventually, send_signal, strings};
 use tokio_postgres::{Client, NoTls};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -283,16 +283,11 @@ async fn next_run(audit: &Client, since: &str) -> Run {
             };
         }
         if start.elapsed() > NEXT_RUN {
-            let details: Vec<String> = audit
-                .query(
-                    "SELECT status || ': ' || coalesce(return_message, '') FROM cron.job_run_details",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+            let details = strings(
+                audit,
+                "SELECT status || ': ' || coalesce(return_message, '') FROM cron.job_run_details",
+            )
+            .await;
             panic!("pg_cron ran no check after {since} within {NEXT_RUN:?}; job runs: {details:?}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -128,6 +128,16 @@ pub async fn outbox_state(db: &Client) -> Vec<(String, i32, bool, Option<String>
     .collect()
 }
 
+/// The first column of every row of `sql`, as text.
+pub async fn strings(db: &Client, sql: &str) -> Vec<String> {
+    db.query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// "Time passes": every pending item becomes due now.
 pub async fn make_due(db: &Client) {
     db.execute(
