@@ -27,9 +27,9 @@ if [ -z "${DW_KEEP:-}" ]; then trap stop_all EXIT; fi
 bash scripts/topology.sh up "$W" "$PROJECT/app_schema.sql"
 . "$W/topology.env"
 
+log "drift-notifier contract push $PROJECT as dbt_ci (one transaction, through load_contract)"
+DATABASE_URL=$CONTRACT_URL "$NOTIFIER" contract push "$PROJECT"
 export DATABASE_URL=$AUDIT_URL
-log "drift-notifier contract push $PROJECT (one transaction, through load_contract)"
-"$NOTIFIER" contract push "$PROJECT"
 
 log "drift_diff('app_replica') before the migration"
 pg "$PRIMARY_PORT" -d audit -c "SELECT * FROM drift_diff('app_replica')"

@@ -11,6 +11,7 @@
 #   drift_cron      (audit)     LOGIN, member of drift_watch_checker, USAGE on schema cron, a user
 #                               mapping to the replica: the daily job runs as it
 #   drift_notifier  (audit)     LOGIN, member of drift_watch_notifier: what the sidecar runs as
+#   dbt_ci          (audit)     LOGIN, may load the contract and nothing else
 #
 #   scripts/topology.sh up DIR APP_SCHEMA_SQL   start it; writes DIR/topology.env (ports, URLs)
 #   scripts/topology.sh replay DIR              wait until the replica has replayed the primary
@@ -83,11 +84,19 @@ GRANT USAGE ON FOREIGN SERVER app_replica TO drift_cron;
 CREATE USER MAPPING FOR drift_cron SERVER app_replica
   OPTIONS (user 'drift_reader', password 'local-only');
 CREATE ROLE drift_notifier LOGIN PASSWORD 'local-only' IN ROLE drift_watch_notifier;
+-- The dbt project's CI: loads the contract (drift-notifier contract push), nothing else.
+CREATE ROLE dbt_ci LOGIN PASSWORD 'local-only';
+GRANT USAGE ON SCHEMA drift_watch TO dbt_ci;
+GRANT EXECUTE ON FUNCTION drift_watch.load_contract(text, text), drift_watch.forget_contract(text)
+   TO dbt_ci;
+GRANT SELECT, INSERT, UPDATE, DELETE ON drift_watch.contract_origin, drift_watch.contract_table
+   TO dbt_ci;
 SQL
   cat >"$W/topology.env" <<ENV
 PRIMARY_PORT=$PRIMARY_PORT
 REPLICA_PORT=$REPLICA_PORT
 AUDIT_URL=postgres://postgres@127.0.0.1:$PRIMARY_PORT/audit
+CONTRACT_URL=postgres://dbt_ci@127.0.0.1:$PRIMARY_PORT/audit
 CHECKER_URL=postgres://drift_cron@127.0.0.1:$PRIMARY_PORT/audit
 NOTIFIER_URL=postgres://drift_notifier@127.0.0.1:$PRIMARY_PORT/audit
 ENV

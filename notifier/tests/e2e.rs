@@ -379,6 +379,8 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
     let work = topology.dir.join("e2e");
     std::fs::create_dir_all(&work).unwrap();
     let audit_url = topology.get("AUDIT_URL").to_string();
+    // The dbt project's CI login, with only the grants the README's deployment steps give it.
+    let contract_url = topology.get("CONTRACT_URL").to_string();
     let audit = connect(&audit_url).await;
     let primary_app = connect(&topology.url("PRIMARY_PORT", "app")).await;
     let replica_app = connect(&topology.url("REPLICA_PORT", "app")).await;
@@ -434,7 +436,7 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
     let project = work.join("shop");
     copy_dir(Path::new(&format!("{ROOT}/examples/shop")), &project);
     let project_arg = project.to_string_lossy().to_string();
-    let pushed = stdout(&cli(&audit_url, &["contract", "push", &project_arg]));
+    let pushed = stdout(&cli(&contract_url, &["contract", "push", &project_arg]));
     assert_eq!(
         pushed.trim(),
         "loaded 4 files: 3 sources, 13 tables, 44 columns"
@@ -641,7 +643,7 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
             "{name: delivered_at, data_type: timestamptz}\n          - {name: ExternalRef, quote: true, data_type: text}\n",
         )],
     );
-    let pushed = stdout(&cli(&audit_url, &["contract", "push", &project_arg]));
+    let pushed = stdout(&cli(&contract_url, &["contract", "push", &project_arg]));
     assert_eq!(
         pushed.trim(),
         "loaded 4 files: 3 sources, 12 tables, 41 columns"
