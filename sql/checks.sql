@@ -154,12 +154,13 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('drift_watch.run_check'), hashtext(t));
     INSERT INTO drift_watch.check_run (target) VALUES (t) RETURNING id INTO run;
+    -- How the target's last finished run went: a failure is announced once per outage, and the
+    -- first good run after one closes it.
+    SELECT r.status INTO previous FROM drift_watch.check_run r
+     WHERE r.target = t AND r.id < run AND r.status <> 'running'
+     ORDER BY r.id DESC LIMIT 1;
     BEGIN
         PERFORM drift_watch._record_check(run, target);
-        -- The first good run after a failure closes the failure's task.
-        SELECT r.status INTO previous FROM drift_watch.check_run r
-         WHERE r.target = t AND r.id < run AND r.status <> 'running'
-         ORDER BY r.id DESC LIMIT 1;
         IF previous = 'failed' THEN
             INSERT INTO drift_watch.outbox (run_id, kind, target, parent_id)
             SELECT run, 'recovered', t, o.id FROM drift_watch.outbox o
@@ -170,9 +171,6 @@ BEGIN
         END IF;
     EXCEPTION WHEN others THEN
         GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
-        SELECT r.status INTO previous FROM drift_watch.check_run r
-         WHERE r.target = t AND r.id < run AND r.status <> 'running'
-         ORDER BY r.id DESC LIMIT 1;
         UPDATE drift_watch.check_run
            SET status = 'failed', finished_at = clock_timestamp(),
                error = message || coalesce(E'\n' || NULLIF(detail, ''), ''),

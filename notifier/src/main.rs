@@ -194,35 +194,38 @@ fn db_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
-async fn run(url: &str, args: RunArgs) -> Result<ExitCode, String> {
-    let sink = match (&args.asana_token, args.dry_run) {
+/// Asana with a token (and then a project), a dry run otherwise.
+fn sink(args: &RunArgs) -> Result<Sink, String> {
+    Ok(match (&args.asana_token, args.dry_run) {
         (Some(token), false) if !token.is_empty() => {
-            // Configuration errors exit 2, like usage errors: a service manager should not
-            // restart into the same mistake (the systemd unit says RestartPreventExitStatus=2).
-            let Some(project) = args.asana_project.clone() else {
-                eprintln!(
-                    "error: set ASANA_PROJECT to the gid of the Asana project to file tasks in"
-                );
-                return Ok(ExitCode::from(2));
-            };
-            match asana::Asana::new(
+            let project = args
+                .asana_project
+                .clone()
+                .ok_or("set ASANA_PROJECT to the gid of the Asana project to file tasks in")?;
+            Sink::Asana(asana::Asana::new(
                 &args.asana_base_url,
                 token,
                 project,
                 args.asana_section.clone(),
                 args.asana_assignee.clone(),
-            ) {
-                Ok(client) => Sink::Asana(client),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            }
+            )?)
         }
         (_, true) => Sink::DryRun(Default::default()),
         _ => {
             warn!("ASANA_TOKEN is not set: running in dry-run mode (printing tasks, acknowledging nothing)");
             Sink::DryRun(Default::default())
+        }
+    })
+}
+
+async fn run(url: &str, args: RunArgs) -> Result<ExitCode, String> {
+    // Configuration errors exit 2, like usage errors: a service manager should not restart into
+    // the same mistake (the systemd unit says RestartPreventExitStatus=2).
+    let sink = match sink(&args) {
+        Ok(sink) => sink,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
         }
     };
     let lease = Duration::from_secs(args.lease_seconds);

@@ -171,6 +171,10 @@ pub async fn resolution(
     Ok((gid, resolved, !still_open))
 }
 
+/// When a check run ended, as the tasks and comments print it.
+const RUN_ENDED: &str = "to_char(coalesce(finished_at, started_at) AT TIME ZONE 'UTC', \
+                         'YYYY-MM-DD HH24:MI \"UTC\"')";
+
 /// For a recovery: the failure task it follows up on, and when the good run ended.
 pub async fn recovery(
     db: &Client,
@@ -178,9 +182,10 @@ pub async fn recovery(
 ) -> Result<(Option<String>, String), tokio_postgres::Error> {
     let row = db
         .query_one(
-            "SELECT (SELECT asana_task_gid FROM drift_watch.outbox WHERE id = $2),
-                    to_char(coalesce(finished_at, started_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI \"UTC\"')
-               FROM drift_watch.check_run WHERE id = $1",
+            &format!(
+                "SELECT (SELECT asana_task_gid FROM drift_watch.outbox WHERE id = $2), {RUN_ENDED}
+                   FROM drift_watch.check_run WHERE id = $1"
+            ),
             &[&item.run_id, &item.parent_id.unwrap_or_default()],
         )
         .await?;
@@ -194,9 +199,10 @@ pub async fn failed_run(
 ) -> Result<(String, String), tokio_postgres::Error> {
     let row = db
         .query_one(
-            "SELECT coalesce(error, 'unknown error'),
-                    to_char(coalesce(finished_at, started_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI \"UTC\"')
-               FROM drift_watch.check_run WHERE id = $1",
+            &format!(
+                "SELECT coalesce(error, 'unknown error'), {RUN_ENDED}
+                   FROM drift_watch.check_run WHERE id = $1"
+            ),
             &[&item.run_id],
         )
         .await?;

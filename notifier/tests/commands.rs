@@ -126,3 +126,19 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn a_configuration_error_exits_2_so_a_service_manager_does_not_restart_into_it() {
+    let out = notifier("postgres", "http://127.0.0.1:9", &["run"])
+        .env_remove("ASANA_PROJECT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set ASANA_PROJECT"));
+    let out = notifier("postgres", "http://127.0.0.1:9", &["run"])
+        .env("ASANA_TOKEN", "two\nlines")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not allowed in an HTTP header"));
+}
