@@ -11,6 +11,7 @@ use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_saphyr::Spanned;
 
 use crate::{ident, jinja};
@@ -96,18 +97,78 @@ impl ContractError {
         column: Option<u64>,
         message: impl Into<String>,
     ) -> Self {
+        // SECURITY: messages quote document text (Jinja expressions, parser diagnostics); no
+        // control character may reach a log line or a client through them.
+        let message = message.into();
+        let message = match ident::escape_control_characters(&message) {
+            std::borrow::Cow::Borrowed(_) => message,
+            std::borrow::Cow::Owned(escaped) => escaped,
+        };
         Self {
             origin: origin.to_string(),
             line,
             column,
-            message: message.into(),
+            message,
         }
     }
 }
 
+/// Refuses an origin (the caller's name for the document, usually its file path) that contains
+/// a control character (U+0000–U+001F, U+007F, U+0080–U+009F). [`parse_document`] calls it first;
+/// callers that take an origin without a document (forgetting one) call it themselves. The
+/// error's `origin` is the given origin with its control characters escaped (`\u{0}`).
+pub fn check_origin(origin: &str) -> Result<(), ContractError> {
+    match ident::find_control_character(origin) {
+        None => Ok(()),
+        Some(c) => Err(ContractError::new(
+            &ident::escape_control_characters(origin),
+            None,
+            None,
+            format!(
+                "the origin contains a control character ({}); an origin (the document's file \
+                 path) may not contain control characters",
+                code_point(c)
+            ),
+        )),
+    }
+}
+
+/// Refuses a name, identifier or type spelling with a control character in it, at the
+/// position of the value that carries it. `what` says which value it is ("column name").
+fn check_value(
+    origin: &str,
+    what: &str,
+    value: &str,
+    line: Option<u64>,
+    column: Option<u64>,
+) -> Result<(), ContractError> {
+    match ident::find_control_character(value) {
+        None => Ok(()),
+        Some(c) => Err(ContractError::new(
+            origin,
+            line,
+            column,
+            format!(
+                "{what} contains a control character ({}); names, identifiers and data types \
+                 may not contain control characters",
+                code_point(c)
+            ),
+        )),
+    }
+}
+
+fn code_point(c: char) -> String {
+    format!("U+{:04X}", u32::from(c))
+}
+
 /// Parses one document. A JSON object with dbt's `metadata` or `nodes` keys is a manifest;
 /// anything else is a dbt YAML properties file.
+///
+/// Every name the contract stores (source, table, schema, database, identifier, column) and
+/// every `data_type` is refused if it holds a control character, after Jinja defaults are
+/// resolved and JSON/YAML escapes decoded; so is an origin holding one ([`check_origin`]).
 pub fn parse_document(origin: &str, document: &str) -> Result<Contract, ContractError> {
+    check_origin(origin)?;
     let trimmed = document.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     if trimmed.starts_with('{') {
         if let Some(contract) = parse_manifest(origin, document)? {
@@ -227,38 +288,58 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
         if !enabled(&source.config, source.enabled) {
             continue;
         }
-        let source_name = render_spanned(origin, "sources[].name", &source.name)?;
+        let source_name = render_name(origin, "sources[].name", "source name", &source.name)?;
         let schema_raw = match &source.schema {
-            Some(s) => render_spanned(origin, &format!("sources[{source_name}].schema"), s)?,
+            Some(s) => render_name(
+                origin,
+                &format!("sources[{source_name}].schema"),
+                "schema",
+                s,
+            )?,
             None => source_name.clone(),
         };
         // The database is only recorded (the target decides where the tables are read), so a
         // template only a dbt run can resolve is kept as written instead of failing the load.
-        let database = source
-            .database
-            .as_ref()
-            .map(|d| jinja::render(&d.value).unwrap_or_else(|_| d.value.clone()));
+        let database = match &source.database {
+            Some(d) => {
+                let rendered = jinja::render(&d.value).unwrap_or_else(|_| d.value.clone());
+                check_spanned(origin, "database", &rendered, d)?;
+                Some(rendered)
+            }
+            None => None,
+        };
         let source_quoting = source.quoting.unwrap_or_default();
         for table in source.tables.unwrap_or_default() {
             if !enabled(&table.config, table.enabled) {
                 continue;
             }
             let key = format!("sources[{source_name}].tables[].name");
-            let table_name = render_spanned(origin, &key, &table.name)?;
+            let table_name = render_name(origin, &key, "table name", &table.name)?;
             let key = format!("sources[{source_name}].tables[{table_name}]");
             let identifier_raw = match &table.identifier {
-                Some(i) => render_spanned(origin, &format!("{key}.identifier"), i)?,
+                Some(i) => render_name(origin, &format!("{key}.identifier"), "identifier", i)?,
                 None => table_name.clone(),
             };
             let quoting = merge_quoting(source_quoting, table.quoting);
             let mut columns = Vec::new();
             for column in table.columns.unwrap_or_default() {
-                let raw = render_spanned(origin, &format!("{key}.columns[].name"), &column.name)?;
+                let raw = render_name(
+                    origin,
+                    &format!("{key}.columns[].name"),
+                    "column name",
+                    &column.name,
+                )?;
                 let quoted = column.quote.or(quoting.column).unwrap_or(false);
                 let data_type = match &column.data_type {
                     Some(t) => {
-                        let rendered =
-                            render_spanned(origin, &format!("{key}.columns[{raw}].data_type"), t)?;
+                        // Checked before the surrounding whitespace is trimmed: `trim` would
+                        // silently drop a trailing tab, line break or U+001C–U+001F.
+                        let rendered = render_name(
+                            origin,
+                            &format!("{key}.columns[{raw}].data_type"),
+                            "data_type",
+                            t,
+                        )?;
                         non_blank(rendered)
                     }
                     None => None,
@@ -304,6 +385,34 @@ fn render_spanned(
             format!("{key}: {}", e.0),
         )
     })
+}
+
+/// Renders a name (see [`render_spanned`]) and refuses it if it holds a control character.
+fn render_name(
+    origin: &str,
+    key: &str,
+    what: &str,
+    value: &Spanned<String>,
+) -> Result<String, ContractError> {
+    let rendered = render_spanned(origin, key, value)?;
+    check_spanned(origin, what, &rendered, value)?;
+    Ok(rendered)
+}
+
+/// [`check_value`] at the position of the YAML value `text` was rendered from.
+fn check_spanned(
+    origin: &str,
+    what: &str,
+    text: &str,
+    value: &Spanned<String>,
+) -> Result<(), ContractError> {
+    check_value(
+        origin,
+        what,
+        text,
+        Some(value.referenced.line()),
+        Some(value.referenced.column()),
+    )
 }
 
 fn merge_quoting(source: Quoting, table: Option<Quoting>) -> Quoting {
@@ -416,32 +525,125 @@ struct ManifestProbe<'a> {
     sources: Option<&'a serde_json::value::RawValue>,
 }
 
+/// The values the contract stores are kept as their JSON text (`&RawValue`, a slice of the
+/// document) and decoded by [`ManifestText`], so that a refused value is reported at its own
+/// line and column even in dbt's single-line manifest.
 #[derive(Deserialize)]
-struct ManifestSource {
+struct ManifestSource<'a> {
     #[serde(default)]
     resource_type: Option<String>,
-    source_name: String,
-    name: String,
-    #[serde(default)]
-    identifier: Option<String>,
-    schema: String,
-    #[serde(default)]
-    database: Option<String>,
+    #[serde(borrow)]
+    source_name: &'a RawValue,
+    #[serde(borrow)]
+    name: &'a RawValue,
+    #[serde(default, borrow)]
+    identifier: Option<&'a RawValue>,
+    #[serde(borrow)]
+    schema: &'a RawValue,
+    #[serde(default, borrow)]
+    database: Option<&'a RawValue>,
     #[serde(default)]
     quoting: Option<Quoting>,
     #[serde(default)]
     config: Option<Config>,
-    #[serde(default)]
-    columns: Option<Ordered<ManifestColumn>>,
+    #[serde(default, borrow)]
+    columns: Option<Ordered<ManifestColumn<'a>>>,
 }
 
 #[derive(Deserialize)]
-struct ManifestColumn {
-    name: String,
-    #[serde(default)]
-    data_type: Option<String>,
+struct ManifestColumn<'a> {
+    #[serde(borrow)]
+    name: &'a RawValue,
+    #[serde(default, borrow)]
+    data_type: Option<&'a RawValue>,
     #[serde(default)]
     quote: Option<bool>,
+}
+
+/// Decodes the JSON strings of one manifest source node and locates its errors.
+struct ManifestText<'a> {
+    origin: &'a str,
+    document: &'a str,
+    unique_id: &'a str,
+}
+
+impl ManifestText<'_> {
+    /// The string `raw` holds, refused (at the value's position) if it is not a string or
+    /// holds a control character. `what` names the value in messages ("column name").
+    fn string(&self, what: &str, raw: &RawValue) -> Result<String, ContractError> {
+        let value = self.decode(what, raw)?;
+        self.check(what, &value, raw.get())?;
+        Ok(value)
+    }
+
+    /// The string `raw` holds, refused (at the value's position) if it is not a string.
+    fn decode(&self, what: &str, raw: &RawValue) -> Result<String, ContractError> {
+        let text = raw.get();
+        // serde_json has already checked the text is a well-formed JSON value; a string
+        // without escapes is its own content (raw control characters are invalid JSON).
+        let value = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(plain) if !plain.contains('\\') => plain.to_string(),
+            _ => serde_json::from_str::<String>(text).map_err(|e| {
+                self.error(
+                    text,
+                    format!("not a valid dbt manifest: {what}: {}", json_message(&e)),
+                )
+            })?,
+        };
+        Ok(value)
+    }
+
+    /// Refuses `value` (decoded from the JSON text `text`) if it holds a control character.
+    fn check(&self, what: &str, value: &str, text: &str) -> Result<(), ContractError> {
+        if ident::find_control_character(value).is_none() {
+            return Ok(());
+        }
+        let (line, column) = json_location(self.document, text);
+        check_value(self.origin, what, value, Some(line), Some(column))
+            .map_err(|e| self.with_unique_id(e))
+    }
+
+    fn error(&self, text: &str, message: String) -> ContractError {
+        let (line, column) = json_location(self.document, text);
+        self.with_unique_id(ContractError::new(
+            self.origin,
+            Some(line),
+            Some(column),
+            message,
+        ))
+    }
+
+    /// Names the node, as dbt's `unique_id`, in the message of an error about it.
+    fn with_unique_id(&self, e: ContractError) -> ContractError {
+        ContractError {
+            message: format!(
+                "{} ({})",
+                e.message,
+                ident::escape_control_characters(self.unique_id)
+            ),
+            ..e
+        }
+    }
+}
+
+/// Line and column (both from 1) of `text`, a slice of the JSON `document`. Columns count
+/// bytes, as serde_json's own error positions do. Only called on the error path: it scans the
+/// document up to `text`.
+fn json_location(document: &str, text: &str) -> (u64, u64) {
+    let offset = (text.as_ptr() as usize)
+        .saturating_sub(document.as_ptr() as usize)
+        .min(document.len());
+    byte_location(document, offset)
+}
+
+fn byte_location(document: &str, offset: usize) -> (u64, u64) {
+    let before = &document.as_bytes()[..offset.min(document.len())];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |at| at + 1);
+    let line = before[..line_start].iter().filter(|&&b| b == b'\n').count() + 1;
+    (line as u64, (offset - line_start) as u64 + 1)
 }
 
 /// A JSON object read in document order (column order matters to people reading the results).
@@ -472,15 +674,24 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for Ordered<V> {
 
 /// `Ok(None)`: valid JSON that is not a manifest (it is then read as a properties file).
 fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, ContractError> {
-    let json_error = |e: serde_json::Error, line_offset: usize| {
+    // `start` is where (line, column) the parsed text begins in the document: errors inside
+    // `sources` are reported at their place in the whole document.
+    let json_error = |e: serde_json::Error, start: (u64, u64)| {
+        let line = e.line() as u64;
+        let column = e.column() as u64;
+        let column = if line == 1 {
+            column + start.1 - 1
+        } else {
+            column
+        };
         ContractError::new(
             origin,
-            Some((e.line() + line_offset) as u64),
-            Some(e.column() as u64),
+            Some(line + start.0 - 1),
+            Some(column),
             format!("not a valid dbt manifest: {}", json_message(&e)),
         )
     };
-    let probe: ManifestProbe = serde_json::from_str(document).map_err(|e| json_error(e, 0))?;
+    let probe: ManifestProbe = serde_json::from_str(document).map_err(|e| json_error(e, (1, 1)))?;
     if probe.metadata.is_none() && probe.nodes.is_none() {
         return Ok(None);
     }
@@ -488,10 +699,7 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
         None => Ordered(Vec::new()),
         Some(raw) => {
             let text = raw.get();
-            // Errors inside `sources` are reported at their line in the whole document.
-            let offset = (text.as_ptr() as usize).saturating_sub(document.as_ptr() as usize);
-            let lines_before = document[..offset.min(document.len())].matches('\n').count();
-            serde_json::from_str(text).map_err(|e| json_error(e, lines_before))?
+            serde_json::from_str(text).map_err(|e| json_error(e, json_location(document, text)))?
         }
     };
     let mut builder = Builder::new(origin);
@@ -502,38 +710,51 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
         if !enabled(&node.config, None) {
             continue;
         }
+        let text = ManifestText {
+            origin,
+            document,
+            unique_id: &unique_id,
+        };
+        let source_name = text.string("source name", node.source_name)?;
+        let table_name = text.string("table name", node.name)?;
+        let identifier = match node.identifier {
+            Some(raw) => text.string("identifier", raw)?,
+            None => table_name.clone(),
+        };
+        let schema = text.string("schema", node.schema)?;
+        let database = match node.database {
+            Some(raw) => Some(text.string("database", raw)?),
+            None => None,
+        };
         let quoting = node.quoting.unwrap_or_default();
-        let identifier = node.identifier.clone().unwrap_or_else(|| node.name.clone());
-        let columns = node
-            .columns
-            .map(|c| c.0)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(_, column)| {
-                let quoted = column.quote.or(quoting.column).unwrap_or(false);
-                ContractColumn {
-                    name: ident::resolve(&column.name, quoted),
-                    data_type: column.data_type.and_then(non_blank),
-                    quoted,
-                }
-            })
-            .collect();
+        let mut columns = Vec::new();
+        for (_, column) in node.columns.map(|c| c.0).unwrap_or_default() {
+            let name = text.string("column name", column.name)?;
+            let quoted = column.quote.or(quoting.column).unwrap_or(false);
+            let data_type = match column.data_type {
+                // Checked before trimming, as for YAML.
+                Some(raw) => non_blank(text.string("data_type", raw)?),
+                None => None,
+            };
+            columns.push(ContractColumn {
+                name: ident::resolve(&name, quoted),
+                data_type,
+                quoted,
+            });
+        }
         builder
             .push(
                 ContractTable {
-                    source_name: node.source_name,
-                    table_name: node.name,
-                    database: node.database,
-                    schema: ident::resolve(&node.schema, quoting.schema.unwrap_or(false)),
+                    source_name,
+                    table_name,
+                    database,
+                    schema: ident::resolve(&schema, quoting.schema.unwrap_or(false)),
                     identifier: ident::resolve(&identifier, quoting.identifier.unwrap_or(false)),
                     columns: dedupe_columns(columns),
                 },
                 None,
             )
-            .map_err(|e| ContractError {
-                message: format!("{} ({unique_id})", e.message),
-                ..e
-            })?;
+            .map_err(|e| text.with_unique_id(e))?;
     }
     Ok(Some(Contract {
         kind: DocumentKind::Manifest,

@@ -26,6 +26,35 @@ fn truncate(mut name: String) -> String {
     name
 }
 
+/// The first control character in `text`, if any: U+0000–U+001F, U+007F or U+0080–U+009F
+/// (Unicode category Cc). Names, identifiers and type spellings carrying one are refused when a
+/// contract is parsed; printable non-ASCII (`Größe`, emoji) is not a control character.
+pub fn find_control_character(text: &str) -> Option<char> {
+    // Every Cc character is encoded with a first byte below 0x20, 0x7F, or 0xC2 (U+0080–U+00BF),
+    // so the common all-clear case is one byte scan with no decoding.
+    if !text.bytes().any(|b| b < 0x20 || b == 0x7f || b == 0xc2) {
+        return None;
+    }
+    text.chars().find(|c| c.is_control())
+}
+
+/// `text` with every control character written as `\u{…}`, for echoing untrusted text in
+/// messages.
+pub fn escape_control_characters(text: &str) -> std::borrow::Cow<'_, str> {
+    if find_control_character(text).is_none() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Always-quoted SQL spelling of an identifier (`"a""b"`), safe for any input.
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -60,6 +89,29 @@ mod tests {
         // A two-byte character straddling byte 63 is dropped whole.
         let tricky = format!("{}é", "a".repeat(62));
         assert_eq!(resolve(&tricky, true), "a".repeat(62));
+    }
+
+    #[test]
+    fn control_characters_are_exactly_c0_del_and_c1() {
+        for c in (0u32..0x20).chain([0x7f]).chain(0x80..0xa0) {
+            let c = char::from_u32(c).unwrap();
+            assert_eq!(find_control_character(&format!("a{c}b")), Some(c), "{c:?}");
+        }
+        for printable in [
+            "Größe",
+            "naïve ü",
+            "emoji 🦀",
+            "\u{a0}nbsp",
+            "\u{2028}",
+            "日本語",
+        ] {
+            assert_eq!(find_control_character(printable), None, "{printable}");
+        }
+        assert_eq!(
+            escape_control_characters("a\u{0}b\u{85}c"),
+            r"a\u{0}b\u{85}c"
+        );
+        assert_eq!(escape_control_characters("Größe"), "Größe");
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub mod jinja;
 pub mod types;
 
 pub use contract::{
-    parse_document, Contract, ContractColumn, ContractError, ContractTable, DocumentKind,
+    check_origin, parse_document, Contract, ContractColumn, ContractError, ContractTable,
+    DocumentKind,
 };
 pub use diff::{
     check, contract_fingerprint, diff, Baseline, Baselines, Change, CheckOutcome, Delta,

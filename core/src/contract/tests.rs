@@ -4,6 +4,12 @@ fn parse(doc: &str) -> Result<Contract, ContractError> {
     parse_document("models/sources.yml", doc)
 }
 
+/// The real test data: `$REALDATA`, else `../shared/realdata` beside the checkout.
+fn realdata() -> String {
+    std::env::var("REALDATA")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/realdata").into())
+}
+
 #[test]
 fn dbt_defaults_schema_identifier_and_folding() {
     let c = parse(
@@ -255,18 +261,18 @@ fn a_json_properties_file_is_not_mistaken_for_a_manifest() {
 
 #[test]
 fn the_real_gitlab_manifest_parses() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/realdata/manifests/gitlab_analytics_manifest_dbt0.19.1_2022-02.json.gz"
+    let path = format!(
+        "{}/manifests/gitlab_analytics_manifest_dbt0.19.1_2022-02.json.gz",
+        realdata()
     );
     let out = std::process::Command::new("gzip")
         .arg("-dc")
-        .arg(path)
+        .arg(&path)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{path}: the tests read ../shared/realdata beside the checkout"
+        "{path}: the tests read ../shared/realdata beside the checkout (or $REALDATA)"
     );
     let text = String::from_utf8(out.stdout).unwrap();
     let c = parse_document("manifest.json", &text).unwrap();
@@ -281,7 +287,7 @@ fn the_real_gitlab_manifest_parses() {
 
 #[test]
 fn every_real_sources_file_parses() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/realdata");
+    let root = realdata();
     let files = [
         ("chinook/dbt_sources_chinook-pipeline.yml", 11),
         ("pagila/dbt_sources_dvdrental_jeanneta.yml", 0),
@@ -296,5 +302,358 @@ fn every_real_sources_file_parses() {
         let c = parse_document(file, &text).unwrap_or_else(|e| panic!("{e}"));
         assert!(!c.tables.is_empty(), "{file} has source tables");
         assert!(c.tables.len() >= expected_min, "{file}: {}", c.tables.len());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control characters ("bad bytes") in stored names, identifiers and types
+
+const REFUSAL: &str = "may not contain control characters";
+
+/// The 1-based (line, byte column) where `needle` first starts in `doc`.
+fn position_of(doc: &str, needle: &str) -> (u64, u64) {
+    let at = doc
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in the document"));
+    let line_start = doc[..at].rfind('\n').map_or(0, |nl| nl + 1);
+    let line = doc[..at].matches('\n').count() + 1;
+    (line as u64, (at - line_start + 1) as u64)
+}
+
+#[test]
+fn nul_from_a_yaml_escape_in_a_column_name_is_refused_at_the_value() {
+    let doc = r#"
+sources:
+  - name: app
+    tables:
+      - name: users
+        columns:
+          - name: id
+          - name: "em\0ail"
+            data_type: text
+"#;
+    let err = parse(doc).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "models/sources.yml:8:19: column name contains a control character (U+0000); names, \
+         identifiers and data types may not contain control characters"
+    );
+    assert_eq!((err.line, err.column), (Some(8), Some(19)));
+    // `\x00` is the same character spelled another way.
+    let err = parse(&doc.replace(r"\0", r"\x00")).unwrap_err();
+    assert!(err.message.contains("(U+0000)"), "{err}");
+    assert_eq!((err.line, err.column), (Some(8), Some(19)));
+}
+
+#[test]
+fn a_control_character_in_a_table_name_is_refused() {
+    let doc = "sources:\n  - name: app\n    tables:\n      - name: ok\n      - name: \"t\\x01\"\n";
+    let err = parse(doc).unwrap_err();
+    assert_eq!(err.origin, "models/sources.yml");
+    assert_eq!((err.line, err.column), (Some(5), Some(15)));
+    assert!(
+        err.message
+            .starts_with("table name contains a control character (U+0001); "),
+        "{err}"
+    );
+    assert!(err.message.ends_with(REFUSAL), "{err}");
+}
+
+#[test]
+fn a_tab_in_a_data_type_is_refused_even_where_trimming_would_drop_it() {
+    let doc = r#"
+sources:
+  - name: app
+    tables:
+      - name: t
+        columns:
+          - name: amount
+            data_type: "double\tprecision"
+"#;
+    let err = parse(doc).unwrap_err();
+    assert_eq!((err.line, err.column), (Some(8), Some(24)));
+    assert!(
+        err.message
+            .starts_with("data_type contains a control character (U+0009); "),
+        "{err}"
+    );
+
+    // Trailing control characters are refused too, not trimmed away unnoticed; that includes
+    // a block scalar's final line break (`|-` strips it).
+    // (A block scalar is located at its first line of content.)
+    for (trailing, at) in [
+        (r#""int\t""#, (8, 24)),
+        (r#""int\x1f""#, (8, 24)),
+        ("|\n              int\n", (9, 15)),
+    ] {
+        let err = parse(&doc.replace(r#""double\tprecision""#, trailing)).unwrap_err();
+        assert_eq!(
+            (err.line, err.column),
+            (Some(at.0), Some(at.1)),
+            "{trailing}: {err}"
+        );
+        assert!(err
+            .message
+            .starts_with("data_type contains a control character"));
+    }
+    let c = parse(&doc.replace(
+        r#""double\tprecision""#,
+        "|-\n              numeric(10,2)\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        c.tables[0].columns[0].data_type.as_deref(),
+        Some("numeric(10,2)")
+    );
+}
+
+#[test]
+fn a_control_character_from_a_jinja_default_is_refused() {
+    let doc = r#"
+sources:
+  - name: app
+    schema: "{{ env_var('APP_SCHEMA', 'co\x1bre') }}"
+    tables: [{name: t}]
+"#;
+    let err = parse(doc).unwrap_err();
+    assert_eq!((err.line, err.column), (Some(4), Some(13)));
+    assert!(
+        err.message
+            .starts_with("schema contains a control character (U+001B); "),
+        "{err}"
+    );
+
+    let doc = r#"
+sources:
+  - name: app
+    tables:
+      - name: t
+        identifier: "{{ var('t_name', 'T\x7f') }}"
+"#;
+    let err = parse(doc).unwrap_err();
+    assert_eq!((err.line, err.column), (Some(6), Some(21)));
+    assert!(err
+        .message
+        .starts_with("identifier contains a control character (U+007F)"));
+
+    // The database, kept as written when its template cannot be resolved, is checked too.
+    let doc = "sources:\n  - name: app\n    database: \"{{ target.database }}\\x85\"\n    tables: [{name: t}]\n";
+    let err = parse(doc).unwrap_err();
+    assert_eq!((err.line, err.column), (Some(3), Some(15)));
+    assert!(err
+        .message
+        .starts_with("database contains a control character (U+0085)"));
+}
+
+#[test]
+fn every_c0_del_and_c1_character_is_refused_in_every_yaml_name() {
+    let template = r#"
+sources:
+  - name: "SOURCE"
+    schema: "SCHEMA"
+    database: "DATABASE"
+    tables:
+      - name: "TABLE"
+        identifier: "IDENT"
+        columns:
+          - name: "COLUMN"
+            data_type: "TYPE"
+"#;
+    let slots = [
+        ("SOURCE", "source name"),
+        ("SCHEMA", "schema"),
+        ("DATABASE", "database"),
+        ("TABLE", "table name"),
+        ("IDENT", "identifier"),
+        ("COLUMN", "column name"),
+        ("TYPE", "data_type"),
+    ];
+    for (slot, what) in slots {
+        for code in [0x00u32, 0x01, 0x0a, 0x1f, 0x7f, 0x80, 0x9f] {
+            let doc = template.replace(slot, &format!("a\\x{code:02x}b"));
+            let err = parse(&doc).unwrap_err();
+            let (line, column) = position_of(template, &format!("\"{slot}\""));
+            assert_eq!((err.line, err.column), (Some(line), Some(column)), "{err}");
+            assert_eq!(
+                err.message,
+                format!("{what} contains a control character (U+{code:04X}); names, identifiers and data types {REFUSAL}")
+            );
+        }
+    }
+}
+
+#[test]
+fn printable_non_ascii_names_still_parse() {
+    let c = parse(
+        r#"
+sources:
+  - name: "Größe 🦀"
+    schema: "{{ env_var('S', 'Größe') }}"
+    tables:
+      - name: "Tabelle — ü"
+        columns:
+          - name: "Größe"
+            quote: true
+            data_type: "character varying(20)"
+          - name: "🦀 emoji"
+            quote: true
+          - name: "nbsp\u00a0and\u2028separator"
+            quote: true
+"#,
+    )
+    .unwrap();
+    let t = &c.tables[0];
+    assert_eq!(t.source_name, "Größe 🦀");
+    assert_eq!(t.schema, "größe");
+    assert_eq!(t.identifier, "tabelle — ü");
+    let names: Vec<_> = t.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["Größe", "🦀 emoji", "nbsp\u{a0}and\u{2028}separator"]
+    );
+}
+
+/// A one-line manifest, as dbt writes it, whose `users` table carries `column` as the name of
+/// its only column and `identifier` as its identifier.
+fn one_line_manifest(identifier: &str, column: &str) -> String {
+    format!(
+        r#"{{"metadata": {{}}, "nodes": {{}}, "sources": {{"source.p.app.users": {{"resource_type": "source", "source_name": "app", "name": "users", "identifier": "{identifier}", "schema": "app", "database": "Größe", "columns": {{"c": {{"name": "{column}", "data_type": "text"}}}}}}}}}}"#
+    )
+}
+
+#[test]
+fn nul_from_a_json_escape_in_a_manifest_column_name_is_refused_at_the_value() {
+    let ok = one_line_manifest("Users", "Größe 🦀");
+    let c = parse_document("target/manifest.json", &ok).unwrap();
+    assert_eq!(c.tables[0].columns[0].name, "größe 🦀");
+    assert_eq!(c.tables[0].database.as_deref(), Some("Größe"));
+
+    let doc = one_line_manifest("Users", r"id\u0000");
+    let err = parse_document("target/manifest.json", &doc).unwrap_err();
+    let (line, column) = position_of(&doc, r#""id\u0000""#);
+    assert_eq!(
+        (line, column),
+        (1, 221),
+        "columns count bytes, as serde_json's do"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "target/manifest.json:1:{column}: column name contains a control character (U+0000); \
+             names, identifiers and data types {REFUSAL} (source.p.app.users)"
+        )
+    );
+}
+
+#[test]
+fn nul_in_a_manifest_source_identifier_is_refused_at_the_value() {
+    let doc = one_line_manifest(r"Us\u0000ers", "id");
+    let err = parse_document("target/manifest.json", &doc).unwrap_err();
+    let (line, column) = position_of(&doc, r#""Us\u0000ers""#);
+    assert_eq!((err.line, err.column), (Some(line), Some(column)), "{err}");
+    assert!(
+        err.message
+            .starts_with("identifier contains a control character (U+0000); "),
+        "{err}"
+    );
+
+    // In an indented manifest the line is the value's own line.
+    let doc = "{\n  \"nodes\": {},\n  \"sources\": {\n    \"source.p.app.users\": {\n      \
+               \"source_name\": \"app\",\n      \"name\": \"users\",\n      \
+               \"identifier\": \"Us\\u0001ers\",\n      \"schema\": \"app\"\n    }\n  }\n}\n";
+    let err = parse_document("target/manifest.json", doc).unwrap_err();
+    assert_eq!((err.line, err.column), (Some(7), Some(21)), "{err}");
+    assert!(err.message.contains("(U+0001)"), "{err}");
+}
+
+#[test]
+fn every_stored_manifest_value_is_checked_including_raw_c1_characters() {
+    let template = r#"{"nodes": {}, "sources": {"source.p.app.users": {"source_name": "SOURCE", "name": "TABLE", "identifier": "IDENT", "schema": "SCHEMA", "database": "DATABASE", "columns": {"c": {"name": "COLUMN", "data_type": "TYPE"}}}}}"#;
+    let fields = [
+        ("SOURCE", "source name"),
+        ("TABLE", "table name"),
+        ("IDENT", "identifier"),
+        ("SCHEMA", "schema"),
+        ("DATABASE", "database"),
+        ("COLUMN", "column name"),
+        ("TYPE", "data_type"),
+    ];
+    for (field, what) in fields {
+        // Escaped (`\u001f`) and raw (U+007F, U+0085 are legal unescaped in JSON strings).
+        for (value, code) in [
+            (r#""x\u001f""#, "U+001F"),
+            ("\"x\u{7f}\"", "U+007F"),
+            ("\"x\u{85}\"", "U+0085"),
+        ] {
+            let doc = template.replace(&format!("\"{field}\""), value);
+            let err = parse_document("m.json", &doc).expect_err(&doc);
+            let (line, column) = position_of(&doc, value);
+            assert_eq!(
+                (err.line, err.column),
+                (Some(line), Some(column)),
+                "{field}: {err}"
+            );
+            assert!(
+                err.message
+                    .starts_with(&format!("{what} contains a control character ({code}); ")),
+                "{field}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_manifest_value_of_the_wrong_type_is_located() {
+    let doc = one_line_manifest("Users", "id").replace(r#""schema": "app""#, r#""schema": 5"#);
+    let err = parse_document("m.json", &doc).unwrap_err();
+    let (_, column) = position_of(&doc, r#"5, "database""#);
+    assert_eq!((err.line, err.column), (Some(1), Some(column)), "{err}");
+    assert!(err.message.contains("invalid type: integer `5`"), "{err}");
+}
+
+#[test]
+fn json_errors_inside_sources_on_the_first_line_count_columns_from_the_line_start() {
+    // dbt writes manifest.json on one line: the column is all there is to go on.
+    let doc = r#"{"nodes": {}, "sources": {"source.p.a.t": {"source_name": "a", "schema": "a"}}}"#;
+    let err = parse_document("m.json", doc).unwrap_err();
+    assert!(err.message.contains("missing field `name`"), "{err}");
+    let (_, node_end) = position_of(doc, "}}}");
+    assert_eq!((err.line, err.column), (Some(1), Some(node_end)), "{err}");
+}
+
+#[test]
+fn an_origin_with_a_control_character_is_refused_and_never_echoed_raw() {
+    assert_eq!(check_origin("models/Größe 🦀.yml"), Ok(()));
+    let err = check_origin("models/x\u{0}.yml").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "models/x\\u{0}.yml: the origin contains a control character (U+0000); an origin (the \
+         document's file path) may not contain control characters"
+    );
+    assert_eq!((err.line, err.column), (None, None));
+
+    // parse_document checks the origin before anything else, even a valid document.
+    let err = parse_document("models/\u{1b}[31mred.yml", "sources: []\n").unwrap_err();
+    assert_eq!(err.origin, "models/\\u{1b}[31mred.yml");
+    assert!(err.message.contains("(U+001B)"), "{err}");
+    for bad in ["\n", "a\tb", "\u{7f}", "\u{9f}"] {
+        assert!(check_origin(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn error_messages_never_carry_control_characters() {
+    // A Jinja expression quoted in a message, and a manifest unique_id named in one.
+    let jinja = parse("sources:\n  - name: \"{{ target\\0 }}\"\n").unwrap_err();
+    assert!(jinja.message.contains(r"target\u{0}"), "{jinja}");
+    let doc = "{\"nodes\": {}, \"sources\": {\"source.p.a.t\\u0007\": {\"source_name\": \"a\", \
+               \"name\": \"t\", \"schema\": \"a\\u0000\"}}}";
+    let manifest = parse_document("m.json", doc).unwrap_err();
+    assert!(
+        manifest.message.ends_with(r"(source.p.a.t\u{7})"),
+        "{manifest}"
+    );
+    for shown in [jinja.to_string(), manifest.to_string()] {
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
     }
 }
