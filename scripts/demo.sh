@@ -6,7 +6,9 @@
 #   (examples/shop) loaded as the contract, then a sample migration on the primary, and
 #   drift_diff() reading the replica before and after it.
 # Everything runs on 127.0.0.1 in a temporary directory and is stopped at the end, unless
-# DW_KEEP=1 is set (then it prints how to connect and how to stop).
+# DW_KEEP=1 is set (then it prints how to connect and how to stop). The clusters serve TLS from a
+# test CA the topology makes; every login but the postgres superuser's is TLS-only, verified
+# (sslmode=verify-full, the URLs in topology.env).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -45,8 +47,8 @@ pg "$PRIMARY_PORT" -d audit -c "SELECT source_name, table_name, column_name, cha
 log "drift-notifier check app_replica (records the run, as the daily pg_cron job would)"
 "$NOTIFIER" check app_replica
 
-log "schedule_check('app_replica') as drift_cron: the daily pg_cron job (06:00 GMT by default)"
-psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PRIMARY_PORT" -U drift_cron audit \
+log "schedule_check('app_replica') as drift_cron (TLS, verify-full): the daily pg_cron job (06:00 GMT by default)"
+psql -X -q -v ON_ERROR_STOP=1 "$CHECKER_URL" \
   -c "SELECT schedule_check('app_replica') AS job_id" \
   -c "SELECT jobname, schedule, command, username FROM cron.job"
 
@@ -62,9 +64,12 @@ fi
 
 if [ -n "${DW_KEEP:-}" ]; then
   log "left running (DW_KEEP=1):"
-  echo "  audit database:  psql -h 127.0.0.1 -p $PRIMARY_PORT -U postgres audit"
-  echo "  replica:         psql -h 127.0.0.1 -p $REPLICA_PORT -U postgres app"
-  echo "  the sidecar:     DATABASE_URL=$NOTIFIER_URL $NOTIFIER run --dry-run"
+  tls="sslmode=verify-full&sslrootcert=$(url_encode "$CA_FILE" /)"
+  # The logins' URLs hold their passwords: they are read from topology.env, not printed.
+  echo "  audit database:  psql 'postgres://postgres@127.0.0.1:$PRIMARY_PORT/audit?$tls'"
+  echo "  replica:         psql 'postgres://postgres@127.0.0.1:$REPLICA_PORT/app?$tls'"
+  echo "  as the checker:  (. $W/topology.env && psql \"\$CHECKER_URL\")"
+  echo "  the sidecar:     (. $W/topology.env && DATABASE_URL=\$NOTIFIER_URL $NOTIFIER run --dry-run)"
   echo "  stop and clean:  bash scripts/topology.sh down $W"
 else
   log "done; both clusters are stopped and $W removed (DW_KEEP=1 keeps them running)"

@@ -53,3 +53,60 @@ pg() {
   local port=$1; shift
   psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"
 }
+
+# A random password for a test login: 24 characters of base64, so it usually holds '+' or '/'
+# (which a URL must percent-encode), never a quote or a space.
+random_password() { openssl rand -base64 18; }
+
+# Percent-encodes $1 for a URL; `url_encode VALUE /` keeps '/' (for paths in a query string).
+url_encode() {
+  python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=sys.argv[2]))' "$1" "${2:-}"
+}
+
+# tls_make_ca DIR: a throw-away CA (DIR/ca.crt, DIR/ca.key) and a server certificate signed by
+# it (DIR/server.crt, DIR/server.key) for 127.0.0.1 and localhost, made with the openssl CLI.
+# Keys are 0600, certificates 0644; DIR is 0755 so the postgres user can read ca.crt.
+tls_make_ca() {
+  local dir=$1
+  mkdir -p "$dir"; chmod 755 "$dir"
+  (
+    umask 077
+    cd "$dir"
+    openssl req -x509 -new -newkey rsa:2048 -nodes -sha256 -days 30 \
+      -subj "/CN=drift_watch test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -new -newkey rsa:2048 -nodes -sha256 -subj "/CN=localhost" \
+      -keyout server.key -out server.csr 2>/dev/null
+    printf '%s\n' "subjectAltName = IP:127.0.0.1, DNS:localhost" \
+      "basicConstraints = critical, CA:FALSE" \
+      "keyUsage = critical, digitalSignature, keyEncipherment" \
+      "extendedKeyUsage = serverAuth" \
+      "subjectKeyIdentifier = hash" "authorityKeyIdentifier = keyid" >server.ext
+    openssl x509 -req -sha256 -days 30 -in server.csr -CA ca.crt -CAkey ca.key \
+      -set_serial "0x$(openssl rand -hex 16)" -extfile server.ext -out server.crt 2>/dev/null
+    rm -f server.csr server.ext
+    chmod 644 ca.crt server.crt
+    openssl verify -CAfile ca.crt server.crt >/dev/null
+  ) || die "could not make the test CA in $dir"
+}
+
+# tls_install_server TLS_DIR DATA_DIR: server.crt (0644) and server.key (0600) into a data
+# directory, owned by the postgres user when we are root (Postgres refuses a key that others can
+# read, or that it does not own unless root owns it and it is 0640).
+tls_install_server() {
+  local tls=$1 data=$2 owner=()
+  [ "$(id -u)" = 0 ] && owner=(-o postgres -g "$(id -gn postgres)")
+  install "${owner[@]}" -m 0644 "$tls/server.crt" "$data/server.crt"
+  install "${owner[@]}" -m 0600 "$tls/server.key" "$data/server.key"
+}
+
+# pg_tls_check PORT DB CA: a verify-full connection as postgres succeeds, and the server sees it
+# as TLS (pg_stat_ssl).
+pg_tls_check() {
+  local port=$1 db=$2 ca=$3 ssl
+  ssl=$(psql -X -At "postgres://postgres@127.0.0.1:$port/$db?sslmode=verify-full&sslrootcert=$(url_encode "$ca" /)" \
+    -c "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") \
+    || die "no verified TLS connection to 127.0.0.1:$port"
+  [ "$ssl" = t ] || die "127.0.0.1:$port does not serve TLS"
+}

@@ -6,14 +6,23 @@
 #     └─ database audit  drift_watch + pg_cron (preloaded, cron.database_name = 'audit'),
 #                        foreign server app_replica ──▶ replica:app as drift_reader
 #
-# Roles, as the README's deployment section sets them up:
-#   drift_reader    (app side)  LOGIN, password (scram), no grants on application tables
-#   drift_cron      (audit)     LOGIN, member of drift_watch_checker, USAGE on schema cron, a user
-#                               mapping to the replica: the daily job runs as it
-#   drift_notifier  (audit)     LOGIN, member of drift_watch_notifier: what the sidecar runs as
-#   dbt_ci          (audit)     LOGIN, may load the contract and nothing else
+# TLS everywhere: a throw-away CA made here with openssl (DIR/tls/ca.crt) signs the clusters'
+# certificate (127.0.0.1, localhost); both clusters run with ssl = on (TLS 1.3), and every login
+# but the postgres superuser's must use TLS and its password (hostssl, scram-sha-256; plain-text
+# attempts are rejected by pg_hba.conf). The foreign server verifies the replica (verify-full,
+# channel_binding=require); the URLs in topology.env do the same.
 #
-#   scripts/topology.sh up DIR APP_SCHEMA_SQL   start it; writes DIR/topology.env (ports, URLs)
+# Roles, as the README's deployment section sets them up (each login with its own password):
+#   drift_reader    (app side)  LOGIN, no grants on application tables
+#   drift_cron      (audit)     LOGIN, member of drift_watch_checker, USAGE on schema cron and on
+#                               the foreign server, a user mapping to the replica: the daily job
+#                               runs as it
+#   drift_notifier  (audit)     LOGIN, member of drift_watch_notifier: what the sidecar runs as
+#   dbt_ci          (audit)     LOGIN, member of drift_watch_loader (EXECUTE on load_contract and
+#                               forget_contract), nothing else
+#
+#   scripts/topology.sh up DIR APP_SCHEMA_SQL   start it; writes DIR/topology.env (ports, the CA
+#                                               file, URLs; values single-quoted)
 #   scripts/topology.sh replay DIR              wait until the replica has replayed the primary
 #   scripts/topology.sh stop-replica DIR | start-replica DIR
 #   scripts/topology.sh down DIR                stop both clusters and remove DIR
@@ -46,59 +55,102 @@ up)
   schema=${3:-}
   [ -f "$schema" ] || die "usage: scripts/topology.sh up DIR APP_SCHEMA_SQL (no file '$schema')"
   mkdir -p "$W"; chmod 755 "$W"
+  W=$(cd "$W" && pwd)
   PRIMARY_PORT=$(free_port); REPLICA_PORT=$(free_port)
-  log "primary cluster on 127.0.0.1:$PRIMARY_PORT (databases app and audit; pg_cron preloaded)"
+  # One password per login, new for every topology. The reader's goes only into the user
+  # mappings; the audit-side ones into the URLs of topology.env.
+  READER_PW=$(random_password); CRON_PW=$(random_password)
+  NOTIFIER_PW=$(random_password); DBT_PW=$(random_password)
+
+  log "test CA and server certificate (127.0.0.1, localhost) in $W/tls"
+  tls_make_ca "$W/tls"
+  CA=$W/tls/ca.crt
+
+  log "primary cluster on 127.0.0.1:$PRIMARY_PORT (databases app and audit; pg_cron preloaded; TLS)"
   cluster_init "$W/primary" "$PRIMARY_PORT" "shared_preload_libraries = 'pg_cron'" \
     "cron.database_name = 'audit'" "cron.use_background_workers = on" "max_worker_processes = 16"
+  # TLS: the certificate and key inside the data directory, named relative to it, so the
+  # replica's copies (pg_basebackup copies the files and postgresql.conf) are the ones it uses.
+  # log_connections records each login with its TLS protocol and cipher.
+  tls_install_server "$W/tls" "$W/primary/data"
+  printf '%s\n' "ssl = on" "ssl_cert_file = 'server.crt'" "ssl_key_file = 'server.key'" \
+    "ssl_min_protocol_version = 'TLSv1.3'" "password_encryption = 'scram-sha-256'" \
+    "log_connections = on" | as_pg tee -a "$W/primary/data/postgresql.conf" >/dev/null
+  # Who may log in, and how (first match wins; the replica inherits this file):
+  # - postgres, the superuser the scripts and tests use, as before (trust on 127.0.0.1 and the
+  #   socket), and the replica's replication connection;
+  # - every other login only over TLS with its password (scram-sha-256, which channel binding
+  #   needs): drift_reader to the app database, the audit logins to the audit database;
+  # - anything else without TLS is rejected outright, and the rest has no entry.
+  cat >"$W/pg_hba.conf" <<HBA
+# drift_watch topology (scripts/topology.sh)
+# TYPE     DATABASE     USER                             ADDRESS        METHOD
+local      all          postgres                                        trust
+host       all          postgres                         127.0.0.1/32   trust
+local      replication  postgres                                        trust
+host       replication  postgres                         127.0.0.1/32   trust
+hostnossl  all          all                              0.0.0.0/0      reject
+hostssl    app          drift_reader                     127.0.0.1/32   scram-sha-256
+hostssl    audit        drift_cron,drift_notifier,dbt_ci 127.0.0.1/32   scram-sha-256
+HBA
+  as_pg cp "$W/pg_hba.conf" "$W/primary/data/pg_hba.conf"
+  # ssl, pg_hba.conf and log_connections all take effect on reload.
+  pg "$PRIMARY_PORT" -qAt -c "SELECT pg_reload_conf()" >/dev/null
+  pg_tls_check "$PRIMARY_PORT" postgres "$CA"
   pg "$PRIMARY_PORT" -c "CREATE DATABASE app" -c "CREATE DATABASE audit"
   pg "$PRIMARY_PORT" -d app -f "$schema"
-  pg "$PRIMARY_PORT" -c "CREATE ROLE drift_reader LOGIN PASSWORD 'local-only'"
-  # drift_reader authenticates with its password (dblink insists on one for non-superusers); the
-  # replica inherits this pg_hba.conf through pg_basebackup.
-  { echo "host all drift_reader 127.0.0.1/32 scram-sha-256"; cat "$W/primary/data/pg_hba.conf"; } >"$W/pg_hba.conf"
-  as_pg cp "$W/pg_hba.conf" "$W/primary/data/pg_hba.conf"
-  pg "$PRIMARY_PORT" -qAt -c "SELECT pg_reload_conf()" >/dev/null
+  # drift_reader authenticates with its password (dblink insists on one for non-superusers).
+  pg "$PRIMARY_PORT" -c "CREATE ROLE drift_reader LOGIN PASSWORD '$READER_PW'"
 
-  log "streaming replica on 127.0.0.1:$REPLICA_PORT (pg_basebackup -R)"
+  log "streaming replica on 127.0.0.1:$REPLICA_PORT (pg_basebackup -R; TLS)"
   mkdir -p "$W/replica"; [ "$(id -u)" = 0 ] && chown postgres: "$W/replica"
   as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -D "$W/replica/data" -R -X stream -c fast
   as_pg sed -i "s/^port = .*/port = $REPLICA_PORT/; s|^unix_socket_directories = .*|unix_socket_directories = '$W/replica'|; /^shared_preload_libraries/d; /^cron\./d" \
     "$W/replica/data/postgresql.conf"
+  # The copies of the certificate and key, with the owner and mode Postgres requires.
+  tls_install_server "$W/tls" "$W/replica/data"
   cluster_start "$W/replica"
   [ "$(pg "$REPLICA_PORT" -At -c 'SELECT pg_is_in_recovery()')" = t ] || die "the replica is not in recovery"
+  pg_tls_check "$REPLICA_PORT" app "$CA"
 
   log "drift_watch in the audit database, reading the replica through foreign server app_replica"
+  # The foreign server verifies the replica: its certificate chains to the test CA and names
+  # 127.0.0.1 (verify-full), and SCRAM is bound to that TLS channel (channel_binding). The CA
+  # file is readable by the postgres user (dblink opens it in the audit database's backend).
   pg "$PRIMARY_PORT" -d audit <<SQL
 SET client_min_messages = warning;
 CREATE EXTENSION pg_cron;
 CREATE EXTENSION drift_watch CASCADE;
 CREATE EXTENSION postgres_fdw;
 CREATE SERVER app_replica FOREIGN DATA WRAPPER postgres_fdw
-  OPTIONS (host '127.0.0.1', port '$REPLICA_PORT', dbname 'app', connect_timeout '10');
+  OPTIONS (host '127.0.0.1', port '$REPLICA_PORT', dbname 'app', connect_timeout '10',
+           sslmode 'verify-full', sslrootcert '$CA', channel_binding 'require');
 CREATE USER MAPPING FOR CURRENT_USER SERVER app_replica
-  OPTIONS (user 'drift_reader', password 'local-only');
+  OPTIONS (user 'drift_reader', password '$READER_PW');
 -- The daily job's role: checks only, pg_cron's schema, its own credentials for the replica.
-CREATE ROLE drift_cron LOGIN PASSWORD 'local-only' IN ROLE drift_watch_checker;
+CREATE ROLE drift_cron LOGIN PASSWORD '$CRON_PW' IN ROLE drift_watch_checker;
 GRANT USAGE ON SCHEMA cron TO drift_cron;
 GRANT USAGE ON FOREIGN SERVER app_replica TO drift_cron;
 CREATE USER MAPPING FOR drift_cron SERVER app_replica
-  OPTIONS (user 'drift_reader', password 'local-only');
-CREATE ROLE drift_notifier LOGIN PASSWORD 'local-only' IN ROLE drift_watch_notifier;
--- The dbt project's CI: loads the contract (drift-notifier contract push), nothing else.
-CREATE ROLE dbt_ci LOGIN PASSWORD 'local-only';
-GRANT USAGE ON SCHEMA drift_watch TO dbt_ci;
-GRANT EXECUTE ON FUNCTION drift_watch.load_contract(text, text), drift_watch.forget_contract(text)
-   TO dbt_ci;
-GRANT SELECT, INSERT, UPDATE, DELETE ON drift_watch.contract_origin, drift_watch.contract_table
-   TO dbt_ci;
+  OPTIONS (user 'drift_reader', password '$READER_PW');
+CREATE ROLE drift_notifier LOGIN PASSWORD '$NOTIFIER_PW' IN ROLE drift_watch_notifier;
+-- The dbt project's CI: loads the contract (drift-notifier contract push), nothing else. The
+-- extension's drift_watch_loader holds EXECUTE on load_contract/forget_contract; no table grants.
+CREATE ROLE dbt_ci LOGIN PASSWORD '$DBT_PW' IN ROLE drift_watch_loader;
 SQL
+  # Values are single-quoted: the file is sourced by bash (the URLs hold '&'); readers that parse
+  # it as KEY=VALUE strip the quotes. Passwords are percent-encoded in the URLs.
+  tls_query="sslmode=verify-full&sslrootcert=$(url_encode "$CA" /)&channel_binding=require"
+  audit_login() { echo "postgres://$1:$(url_encode "$2")@127.0.0.1:$PRIMARY_PORT/audit?$tls_query"; }
+  umask 077
   cat >"$W/topology.env" <<ENV
-PRIMARY_PORT=$PRIMARY_PORT
-REPLICA_PORT=$REPLICA_PORT
-AUDIT_URL=postgres://postgres@127.0.0.1:$PRIMARY_PORT/audit
-CONTRACT_URL=postgres://dbt_ci@127.0.0.1:$PRIMARY_PORT/audit
-CHECKER_URL=postgres://drift_cron@127.0.0.1:$PRIMARY_PORT/audit
-NOTIFIER_URL=postgres://drift_notifier@127.0.0.1:$PRIMARY_PORT/audit
+PRIMARY_PORT='$PRIMARY_PORT'
+REPLICA_PORT='$REPLICA_PORT'
+CA_FILE='$CA'
+AUDIT_URL='postgres://postgres@127.0.0.1:$PRIMARY_PORT/audit'
+CONTRACT_URL='$(audit_login dbt_ci "$DBT_PW")'
+CHECKER_URL='$(audit_login drift_cron "$CRON_PW")'
+NOTIFIER_URL='$(audit_login drift_notifier "$NOTIFIER_PW")'
 ENV
   ;;
 replay) wait_for_replay ;;

@@ -7,6 +7,15 @@
 //!
 //! Every check after the first (`drift-notifier check`) is fired by pg_cron (`* * * * *`) and
 //! reads the replica, so this test takes six to seven minutes of wall time.
+//!
+//! The clusters serve TLS only, from the CA the script makes: every login but the postgres
+//! superuser's (which the test uses to look around) is `hostssl` with a password, its URL says
+//! `sslmode=verify-full`, `sslrootcert` and `channel_binding=require`, and so do the foreign
+//! server's options. The test checks that each of those connections is TLS, on the server side.
+//!
+//! Needs the extension installed in the system PostgreSQL 15 (scripts/test.sh does it), `psql`
+//! (from DW_PG_BIN when set, else PATH) and `systemd-analyze`:
+//! `cargo test -p drift-notifier --test e2e`.
 
 mod common;
 
@@ -72,6 +81,11 @@ impl Topology {
     fn url(&self, port_key: &str, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.get(port_key))
     }
+
+    /// The replica's server log (log_connections = on).
+    fn replica_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("replica/server.log")).unwrap()
+    }
 }
 
 impl Drop for Topology {
@@ -86,13 +100,18 @@ impl Drop for Topology {
 }
 
 /// KEY=VALUE lines, '#' comments: the format of topology.env and of a systemd EnvironmentFile
-/// as we write them (no quoting).
+/// as we write them (a value may be in single quotes, as topology.env has them for bash, whose
+/// `.` would otherwise read the '&' in a URL; nothing inside needs escaping).
 fn parse_env(text: &str) -> HashMap<String, String> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
             let (k, v) = l.split_once('=').expect("KEY=VALUE");
+            let v = v
+                .strip_prefix('\'')
+                .and_then(|v| v.strip_suffix('\''))
+                .unwrap_or(v);
             (k.to_string(), v.to_string())
         })
         .collect()
@@ -232,6 +251,7 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The postgres superuser's connections (trust on 127.0.0.1, as the scripts use it).
 async fn connect(url: &str) -> Client {
     let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
     tokio::spawn(async move {
@@ -239,6 +259,38 @@ async fn connect(url: &str) -> Client {
     });
     client
 }
+
+/// `psql` on a URL as libpq reads it (sslmode=verify-full, sslrootcert, channel_binding): how
+/// the test logs in as the deployment's TLS-only logins. No password file, no prompt.
+fn psql(url: &str, sql: &str) -> Output {
+    let bin = std::env::var("DW_PG_BIN")
+        .map(|dir| format!("{dir}/psql"))
+        .unwrap_or_else(|_| "psql".to_string());
+    Command::new(bin)
+        .args(["-XqAtw", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .env_remove("PGPASSWORD")
+        .env("PGPASSFILE", "/nonexistent/drift_watch-e2e.pgpass")
+        .output()
+        .expect("psql (DW_PG_BIN or PATH)")
+}
+
+/// The URL without its query string, and with `sslmode=disable`: the same login in plain text.
+fn plain_text(url: &str) -> String {
+    let base = url.split_once('?').map_or(url, |(base, _)| base);
+    format!("{base}?sslmode=disable")
+}
+
+/// Lines of the replica's log where drift_reader logged in.
+fn reader_logins(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("connection authorized: user=drift_reader "))
+        .map(String::from)
+        .collect()
+}
+
+/// The TLS of a connection as the server logs it with log_connections (both ends are OpenSSL,
+/// with TLS 1.3 the only protocol the clusters accept).
+const READER_TLS: &str = "SSL enabled (protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)";
 
 async fn now(db: &Client) -> String {
     db.query_one("SELECT clock_timestamp()::text", &[])
@@ -411,14 +463,55 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
         .unwrap()
         .get(0);
     assert!(in_recovery, "the replica is a physical standby");
+    let ca = topology.get("CA_FILE").to_string();
     let no_password = format!(
-        "postgres://drift_reader@127.0.0.1:{}/app",
+        "postgres://drift_reader@127.0.0.1:{}/app?sslmode=verify-full&sslrootcert={ca}",
         topology.get("REPLICA_PORT")
     );
+    let refused = psql(&no_password, "SELECT 1");
     assert!(
-        tokio_postgres::connect(&no_password, NoTls).await.is_err(),
-        "the replica asks drift_reader for its password"
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr).contains("no password supplied"),
+        "the replica asks drift_reader for its password: {refused:?}"
     );
+    // TLS or nothing: each TLS-only login, in plain text with its right password, is refused by
+    // pg_hba.conf before authentication.
+    let reader_plain = format!(
+        "postgres://drift_reader:x@127.0.0.1:{}/app?sslmode=disable",
+        topology.get("REPLICA_PORT")
+    );
+    for url in [
+        reader_plain,
+        plain_text(topology.get("NOTIFIER_URL")),
+        plain_text(topology.get("CHECKER_URL")),
+        plain_text(&contract_url),
+    ] {
+        let err = tokio_postgres::connect(&url, NoTls)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("a plain-text login succeeded: {url}"));
+        let db = err.as_db_error().unwrap_or_else(|| panic!("{err}"));
+        assert_eq!(
+            db.code(),
+            &tokio_postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            "{db}"
+        );
+        assert!(
+            db.message().starts_with("pg_hba.conf rejects connection")
+                && db.message().ends_with("no encryption"),
+            "{db}"
+        );
+    }
+    // The logins' URLs verify the server and bind SCRAM to the channel.
+    for key in ["NOTIFIER_URL", "CHECKER_URL", "CONTRACT_URL"] {
+        let url = topology.get(key);
+        assert!(
+            url.contains("sslmode=verify-full")
+                && url.contains(&format!("sslrootcert={ca}"))
+                && url.contains("channel_binding=require"),
+            "{key}={url}"
+        );
+    }
     let options: Vec<String> = audit
         .query_one(
             "SELECT srvoptions::text[] FROM pg_foreign_server WHERE srvname = 'app_replica'",
@@ -430,6 +523,51 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
     assert!(
         options.contains(&format!("port={}", topology.get("REPLICA_PORT"))),
         "{options:?}"
+    );
+    for option in [
+        "sslmode=verify-full".to_string(),
+        format!("sslrootcert={ca}"),
+        "channel_binding=require".to_string(),
+    ] {
+        assert!(options.contains(&option), "{option} in {options:?}");
+    }
+    // Through that server, the replica's own pg_stat_ssl sees drift_reader's connection as TLS.
+    let dblink: String = audit
+        .query_one(
+            "SELECT quote_ident(n.nspname) FROM pg_extension e
+               JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'dblink'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let seen = audit
+        .query_one(
+            &format!(
+                "SELECT * FROM {dblink}.dblink('app_replica',
+                   'SELECT a.usename::text, s.ssl, s.version, s.cipher
+                      FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+                     WHERE s.pid = pg_backend_pid()')
+                   AS t(usename text, ssl boolean, version text, cipher text)"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            seen.get::<_, String>(0),
+            seen.get::<_, bool>(1),
+            seen.get::<_, String>(2),
+            seen.get::<_, String>(3)
+        ),
+        (
+            "drift_reader".to_string(),
+            true,
+            "TLSv1.3".to_string(),
+            "TLS_AES_256_GCM_SHA384".to_string()
+        ),
+        "pg_stat_ssl on the replica"
     );
 
     // 1. The sample project is pushed; a check finds no drift.
@@ -468,12 +606,15 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
     // user mapping with a password), so the job runs as it, not as a superuser, and reads the
     // replica as drift_reader with password authentication.
     let since = now(&audit).await;
-    let checker = connect(topology.get("CHECKER_URL")).await;
-    let job: i64 = checker
-        .query_one("SELECT schedule_check('app_replica', '* * * * *')", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let reader_logins_before = reader_logins(&topology.replica_log()).len();
+    let checker_url = topology.get("CHECKER_URL").to_string();
+    let job: i64 = stdout(&psql(
+        &checker_url,
+        "SELECT schedule_check('app_replica', '* * * * *')",
+    ))
+    .trim()
+    .parse()
+    .unwrap();
     let job_user: String = audit
         .query_one("SELECT username FROM cron.job WHERE jobid = $1", &[&job])
         .await
@@ -488,6 +629,16 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
         ("succeeded", Some(7), Some(7)),
         "{run1:?}"
     );
+    // pg_cron's check read the replica over TLS: its drift_reader login is in the replica's log,
+    // with the protocol and cipher.
+    let logins = reader_logins(&topology.replica_log());
+    assert!(
+        logins.len() > reader_logins_before,
+        "the check logged in to the replica: {logins:?}"
+    );
+    for line in &logins[reader_logins_before..] {
+        assert!(line.contains(READER_TLS), "{line}");
+    }
     assert!(
         eventually(DELIVERY, || fake.tasks().len() == 1).await,
         "the task is created"
@@ -512,6 +663,31 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
         fake.tasks().len(),
         1,
         "still one task after SIGKILL and restart"
+    );
+    // The sidecar's connections to the audit database are TLS, every one of them.
+    let notifier_tls = || async {
+        audit
+            .query_one(
+                "SELECT count(*), coalesce(bool_and(s.ssl AND s.version = 'TLSv1.3'), false)
+                   FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+                  WHERE a.usename = 'drift_notifier'",
+                &[],
+            )
+            .await
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, bool>(1)))
+            .unwrap()
+    };
+    let start = Instant::now();
+    let (sessions, all_tls) = loop {
+        let (sessions, all_tls) = notifier_tls().await;
+        if sessions > 0 || start.elapsed() > DELIVERY {
+            break (sessions, all_tls);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        sessions >= 1 && all_tls,
+        "drift_notifier in pg_stat_ssl: {sessions} sessions, all TLSv1.3: {all_tls}"
     );
 
     // 4. Exactly those deltas, in exactly one task; the unlisted table is not drift.
@@ -709,11 +885,31 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
             .collect::<Vec<_>>()
     );
 
-    // Stopped as systemd stops it: SIGTERM, a clean exit well within TimeoutStopSec.
-    checker
-        .batch_execute("SELECT unschedule_check('app_replica')")
+    // Every login of drift_reader the replica ever saw (each check that read it, and the dblink
+    // query above) was TLS.
+    let read_replica: i64 = audit
+        .query_one(
+            "SELECT count(*) FROM drift_watch.check_run
+              WHERE target = 'app_replica' AND status = 'succeeded'",
+            &[],
+        )
         .await
-        .unwrap();
+        .unwrap()
+        .get(0);
+    let logins = reader_logins(&topology.replica_log());
+    assert!(
+        logins.len() as i64 > read_replica,
+        "{read_replica} {logins:?}"
+    );
+    for line in &logins {
+        assert!(line.contains(READER_TLS), "{line}");
+    }
+
+    // Stopped as systemd stops it: SIGTERM, a clean exit well within TimeoutStopSec.
+    stdout(&psql(
+        &checker_url,
+        "SELECT unschedule_check('app_replica')",
+    ));
     send_signal(sidecar.0.id(), "TERM");
     let start = Instant::now();
     let status = loop {
