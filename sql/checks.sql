@@ -8,8 +8,12 @@ CREATE TABLE drift_watch.check_run (
     target          text NOT NULL,
     started_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     finished_at     timestamptz,
-    status          text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'succeeded', 'failed')),
+    status          text NOT NULL DEFAULT 'running'
+                    CHECK (status IN ('running', 'succeeded', 'failed', 'abandoned')),
     error           text,
+    sqlstate        text,
+    -- The transaction that began the run: only it may finish the run (see _finish_check).
+    began_xact      xid8,
     deltas_found    integer,
     deltas_new      integer,
     deltas_resolved integer,
@@ -54,7 +58,10 @@ CREATE TABLE drift_watch.outbox (
     last_attempt_at timestamptz,
     last_error      text,
     delivered_at    timestamptz,
-    asana_task_gid  text
+    -- Asana gids are decimal numbers; nothing else may ever reach a URL path.
+    asana_task_gid  text CHECK (asana_task_gid ~ '^[0-9]{1,32}$'),
+    -- The current claim (outbox_claim): only its holder may acknowledge or postpone the item.
+    claim_token     uuid
 );
 CREATE INDEX outbox_pending_idx ON drift_watch.outbox (next_attempt_at) WHERE delivered_at IS NULL;
 
@@ -100,12 +107,29 @@ CREATE TABLE drift_watch.ignore_rule (
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
+-- Serialises checks of one target: a row lock that only drift_watch's own (definer) functions
+-- can take, since nobody is granted anything on this table (unlike an advisory lock, whose key
+-- anyone can compute and hold).
+CREATE TABLE drift_watch.run_lock (
+    target text PRIMARY KEY
+);
+
+-- pg_dump keeps the run state (runs, baselines, deltas, outbox) with their identity sequences,
+-- so a restored audit database announces nothing twice.
 SELECT pg_catalog.pg_extension_config_dump('drift_watch.ignore_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.ignore_rule_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.check_run', '');
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.check_run_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.snapshot', '');
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.outbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.delta', '');
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.delta_id_seq', '');
 
 CREATE FUNCTION drift_watch._ignored(p_target text, p_source text, p_schema text, p_table text,
                                      p_column text, p_change text)
 RETURNS boolean LANGUAGE sql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (
         SELECT 1 FROM drift_watch.ignore_rule r
@@ -120,7 +144,7 @@ $$;
 -- Views a person reads.
 CREATE VIEW drift_watch.runs AS
 SELECT id AS run_id, NULLIF(target, '') AS target, started_at, finished_at, status, error,
-       deltas_found, deltas_new, deltas_resolved, deltas_open
+       sqlstate, deltas_found, deltas_new, deltas_resolved, deltas_open
   FROM drift_watch.check_run
  ORDER BY id DESC;
 
@@ -139,28 +163,101 @@ SELECT id AS delta_id, NULLIF(target, '') AS target, source_name, schema_name, t
  WHERE resolved_run IS NOT NULL
  ORDER BY resolved_at DESC, id;
 
--- One check run. Serialised per target (two runs at once record one set of deltas). A run that
--- cannot read its target is recorded as failed and resolves nothing; the error is in the row.
-CREATE FUNCTION drift_watch.run_check(target text DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+-- Failure text as it is stored and shown: the message, then the detail, without a Rust backtrace
+-- (pgrx appends one to DETAIL when the server runs with RUST_BACKTRACE set), without anything
+-- shaped like a password, at most 2,000 characters.
+CREATE FUNCTION drift_watch._clean_error(message text, detail text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT left(regexp_replace(
+             regexp_replace(
+               coalesce(message, 'unknown error')
+               || coalesce(E'\n' || NULLIF(regexp_replace(coalesce(detail, ''),
+                                                          E'(^|\n) *[0-9]+: .*$', '', 's'), ''), ''),
+               '(password|passwd|secret|token)(\s*[=:]\s*)(''[^'']*''|"[^"]*"|\S+)', '\1\2***', 'gi'),
+             '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]', '', 'g'), 2000)
+$$;
+
+-- Whether this session holds a dblink connection of that name: dblink(name, ...) would prefer
+-- it over the foreign server of that name, so the live read refuses to run then.
+CREATE FUNCTION drift_watch._dblink_connection_open(conname text) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    t text := coalesce(target, '');
+    s name;
+    open boolean;
+BEGIN
+    SELECT n.nspname INTO s
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'dblink';
+    IF s IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('SELECT $1 = ANY (coalesce(%I.dblink_get_connections(), ''{}''::text[]))', s)
+       INTO open USING left(conname, 63);
+    RETURN coalesce(open, false);
+END
+$$;
+
+-- One check run, in three steps with different privileges:
+--   _begin_check   (definer)  takes the target's run lock, opens the run;
+--   _read_check    (invoker)  reads the contract and the live schema as the CALLER, through the
+--                             caller's user mapping, and keeps the result inside the extension;
+--   _finish_check  (definer)  records what that read found: baselines, deltas, outbox, NOTIFY,
+--                             or the failure, announced once per outage.
+-- The result of the read never passes through SQL: it is held in the backend by the extension,
+-- keyed by the run, so the caller can neither forge it nor record for a run it did not read.
+CREATE FUNCTION drift_watch._open_run(p_target text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text := coalesce(p_target, '');
     run bigint;
+BEGIN
+    INSERT INTO drift_watch.run_lock (target) VALUES (t) ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM drift_watch.run_lock l WHERE l.target = t FOR UPDATE;
+    -- Holding the lock, no other run of this target is in progress: a 'running' row left behind
+    -- was begun by a transaction that committed without finishing it.
+    UPDATE drift_watch.check_run r
+       SET status = 'abandoned', finished_at = clock_timestamp(),
+           error = 'drift_watch: the run was begun but never finished'
+     WHERE r.target = t AND r.status = 'running';
+    INSERT INTO drift_watch.check_run (target, began_xact) VALUES (t, pg_current_xact_id())
+    RETURNING id INTO run;
+    RETURN run;
+END
+$$;
+
+CREATE FUNCTION drift_watch._finish_check(run bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+    st text;
+    xact xid8;
+    previous text;
     message text;
     detail text;
-    previous text;
+    state text;
 BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('drift_watch.run_check'), hashtext(t));
-    INSERT INTO drift_watch.check_run (target) VALUES (t) RETURNING id INTO run;
+    SELECT r.target, r.status, r.began_xact INTO t, st, xact
+      FROM drift_watch.check_run r WHERE r.id = run FOR UPDATE;
+    IF NOT FOUND OR st <> 'running' OR xact IS DISTINCT FROM pg_current_xact_id() THEN
+        RAISE EXCEPTION 'drift_watch: run % was not begun in this transaction', run
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Call drift_watch.run_check(target).';
+    END IF;
     -- How the target's last finished run went: a failure is announced once per outage, and the
     -- first good run after one closes it.
     SELECT r.status INTO previous FROM drift_watch.check_run r
-     WHERE r.target = t AND r.id < run AND r.status <> 'running'
+     WHERE r.target = t AND r.id < run AND r.status IN ('succeeded', 'failed')
      ORDER BY r.id DESC LIMIT 1;
     BEGIN
-        PERFORM drift_watch._record_check(run, target);
+        PERFORM drift_watch._record_read(run);
         IF previous = 'failed' THEN
             INSERT INTO drift_watch.outbox (run_id, kind, target, parent_id)
             SELECT run, 'recovered', t, o.id FROM drift_watch.outbox o
@@ -170,10 +267,11 @@ BEGIN
                 'run_id', run, 'target', NULLIF(t, ''), 'status', 'recovered')::text);
         END IF;
     EXCEPTION WHEN others THEN
-        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+        GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
+                                state = RETURNED_SQLSTATE;
         UPDATE drift_watch.check_run
            SET status = 'failed', finished_at = clock_timestamp(),
-               error = message || coalesce(E'\n' || NULLIF(detail, ''), ''),
+               error = drift_watch._clean_error(message, detail), sqlstate = state,
                deltas_open = (SELECT count(*) FROM drift_watch.delta d
                                WHERE d.target = t AND d.resolved_run IS NULL),
                notified = true
@@ -189,14 +287,184 @@ BEGIN
 END
 $$;
 
+-- One check run. Serialised per target (two runs at once record one set of deltas). A run that
+-- cannot read its target is recorded as failed and resolves nothing; the error is in the row.
+CREATE FUNCTION drift_watch.run_check(target text DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    run bigint;
+BEGIN
+    run := drift_watch._begin_check(target);
+    BEGIN
+        PERFORM drift_watch._read_check(run);
+    EXCEPTION WHEN others THEN
+        NULL;  -- the extension keeps the read's error for _finish_check, which records it
+    END;
+    RETURN drift_watch._finish_check(run);
+END
+$$;
+
+-- The notifier's side of the outbox. It holds no privilege on any table: it claims an item
+-- (getting a claim token), reads what to deliver, and acknowledges, postpones or parks the item
+-- with that token. Only the current claim's holder can settle an item.
+CREATE FUNCTION drift_watch.outbox_claim(lease_seconds double precision)
+RETURNS TABLE (id bigint, kind text, target text, run_id bigint, marker text, attempts integer,
+               parent_id bigint, claim_token uuid)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    item bigint;
+BEGIN
+    IF lease_seconds IS NULL OR NOT lease_seconds > 0 THEN
+        RAISE EXCEPTION 'drift_watch: lease_seconds must be positive' USING ERRCODE = '22023';
+    END IF;
+    SELECT o.id INTO item FROM drift_watch.outbox o
+     WHERE o.delivered_at IS NULL AND o.next_attempt_at <= now()
+       AND (o.parent_id IS NULL OR EXISTS (
+              SELECT 1 FROM drift_watch.outbox p
+               WHERE p.id = o.parent_id AND p.delivered_at IS NOT NULL))
+     ORDER BY o.id LIMIT 1
+     FOR UPDATE OF o SKIP LOCKED;
+    IF item IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    UPDATE drift_watch.outbox o
+       SET attempts = o.attempts + 1, last_attempt_at = now(),
+           next_attempt_at = now() + make_interval(secs => lease_seconds),
+           claim_token = gen_random_uuid()
+     WHERE o.id = item
+    RETURNING o.id, o.kind, o.target, o.run_id, o.marker, o.attempts, o.parent_id, o.claim_token;
+END
+$$;
+
+CREATE FUNCTION drift_watch.outbox_ack(item bigint, claim uuid, task_gid text)
+RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF task_gid IS NULL OR task_gid !~ '^[0-9]{1,32}$' THEN
+        RAISE EXCEPTION 'drift_watch: an Asana task gid is a decimal number, not %',
+                        quote_literal(left(task_gid, 40))
+            USING ERRCODE = '22023';
+    END IF;
+    UPDATE drift_watch.outbox o
+       SET delivered_at = now(), asana_task_gid = task_gid, last_error = NULL, claim_token = NULL
+     WHERE o.id = item AND o.claim_token = claim AND o.delivered_at IS NULL;
+    RETURN FOUND;
+END
+$$;
+
+-- Not delivered: due again after retry_seconds, or parked (retry_seconds NULL: a rejection that
+-- needs the configuration fixed; outbox_unpark, run at a notifier's start, retries those).
+CREATE FUNCTION drift_watch.outbox_postpone(item bigint, claim uuid, retry_seconds double precision,
+                                            error text)
+RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE drift_watch.outbox o
+       SET next_attempt_at = CASE WHEN retry_seconds IS NULL THEN 'infinity'::timestamptz
+                                  ELSE now() + make_interval(secs => greatest(retry_seconds, 0)) END,
+           last_error = left(error, 2000), claim_token = NULL
+     WHERE o.id = item AND o.claim_token = claim AND o.delivered_at IS NULL;
+    RETURN FOUND;
+END
+$$;
+
+CREATE FUNCTION drift_watch.outbox_park(item bigint, claim uuid, error text)
+RETURNS boolean LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT drift_watch.outbox_postpone(item, claim, NULL, error) $$;
+
+CREATE FUNCTION drift_watch.outbox_unpark() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    UPDATE drift_watch.outbox o SET next_attempt_at = now()
+     WHERE o.delivered_at IS NULL AND o.next_attempt_at = 'infinity';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- Seconds until something becomes due (NULL: nothing pending), to sleep no longer than needed.
+CREATE FUNCTION drift_watch.outbox_next_due() RETURNS double precision
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT extract(epoch FROM min(o.next_attempt_at) - now())::float8
+      FROM drift_watch.outbox o
+     WHERE o.delivered_at IS NULL AND o.next_attempt_at < 'infinity'
+$$;
+
+-- What is not delivered yet, unclaimed (a dry run prints it).
+CREATE FUNCTION drift_watch.outbox_pending()
+RETURNS TABLE (id bigint, kind text, target text, run_id bigint, marker text, attempts integer,
+               parent_id bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT o.id, o.kind, o.target, o.run_id, o.marker, o.attempts, o.parent_id
+      FROM drift_watch.outbox o WHERE o.delivered_at IS NULL ORDER BY o.id
+$$;
+
+-- What one item says. For a follow-up (resolved, recovered): the task it follows up on and,
+-- for a resolution, whether every delta of that task is now resolved. For a failure: the
+-- error's first line only (the whole text stays in drift_watch.runs). When the run ended.
+CREATE FUNCTION drift_watch.outbox_item(item bigint)
+RETURNS TABLE (kind text, target text, run_id bigint, parent_task_gid text, all_resolved boolean,
+               error_first_line text, run_ended text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT o.kind, o.target, o.run_id, p.asana_task_gid,
+           NOT EXISTS (SELECT 1 FROM drift_watch.delta d
+                        WHERE d.announce_outbox_id = o.parent_id AND d.resolved_run IS NULL),
+           CASE WHEN r.status = 'failed'
+                THEN split_part(coalesce(r.error, 'unknown error'), E'\n', 1) END,
+           to_char(coalesce(r.finished_at, r.started_at) AT TIME ZONE 'UTC',
+                   'YYYY-MM-DD HH24:MI "UTC"')
+      FROM drift_watch.outbox o
+      JOIN drift_watch.check_run r ON r.id = o.run_id
+      LEFT JOIN drift_watch.outbox p ON p.id = o.parent_id
+     WHERE o.id = item
+$$;
+
+-- The deltas an item files (new_deltas) or follows up on (resolved), in display order.
+CREATE FUNCTION drift_watch.outbox_deltas(item bigint)
+RETURNS TABLE (source_name text, schema_name text, table_name text, column_name text,
+               change text, contract_type text, live_type text, detail text, first_seen text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.source_name, d.schema_name, d.table_name, d.column_name, d.change,
+           d.contract_type, d.live_type, d.detail,
+           to_char(d.first_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
+      FROM drift_watch.outbox o
+      JOIN drift_watch.delta d
+        ON (o.kind = 'new_deltas' AND d.announce_outbox_id = o.id)
+        OR (o.kind = 'resolved' AND d.resolve_outbox_id = o.id)
+     WHERE o.id = item
+     ORDER BY d.source_name, d.schema_name, d.table_name, d.column_name NULLS FIRST, d.change
+$$;
+
 -- pg_cron scheduling, one job per target, named 'drift_watch: <target>'. pg_cron is optional:
 -- without it in this database these say exactly what to do.
 CREATE FUNCTION drift_watch._cron_job_name(target text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'drift_watch: ' || coalesce(target, '(this database)') $$;
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT 'drift_watch: ' || coalesce(target, '(this database)') $$;
 
 CREATE FUNCTION drift_watch._require_pg_cron(target text, schedule text) RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
@@ -215,7 +483,7 @@ $$;
 
 CREATE FUNCTION drift_watch.schedule_check(target text DEFAULT NULL, schedule text DEFAULT '0 6 * * *')
 RETURNS bigint LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     job bigint;
@@ -236,7 +504,7 @@ $$;
 
 CREATE FUNCTION drift_watch.unschedule_check(target text DEFAULT NULL)
 RETURNS boolean LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     found boolean;
@@ -251,30 +519,80 @@ BEGIN
 END
 $$;
 
--- Roles (NOLOGIN; grant them to login roles). The checker may run checks and read results; the
--- notifier may read what to deliver and record deliveries. Neither can change the contract.
+-- Roles (NOLOGIN; grant them to login roles). Each gets EXECUTE on functions and SELECT on
+-- views, never INSERT/UPDATE/DELETE on a table: run state is written only by the definer
+-- functions above.
+--   drift_watch_checker   runs checks (as itself, through its own user mapping), reads results
+--   drift_watch_notifier  drains the outbox through the outbox_* functions, reads results
+--   drift_watch_loader    loads and forgets the contract (a dbt project's CI)
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'drift_watch_checker') THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'drift_watch_checker') THEN
         CREATE ROLE drift_watch_checker NOLOGIN;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'drift_watch_notifier') THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'drift_watch_notifier') THEN
         CREATE ROLE drift_watch_notifier NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'drift_watch_loader') THEN
+        CREATE ROLE drift_watch_loader NOLOGIN;
     END IF;
 END
 $$;
-GRANT USAGE ON SCHEMA drift_watch TO drift_watch_checker, drift_watch_notifier;
+
+-- Nothing of the extension is executable by PUBLIC, then each role gets what it needs.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA drift_watch FROM PUBLIC;
+GRANT USAGE ON SCHEMA drift_watch
+   TO drift_watch_checker, drift_watch_notifier, drift_watch_loader;
 GRANT SELECT ON drift_watch.contract_origin, drift_watch.contract_table, drift_watch.contract,
                 drift_watch.ignore_rule
    TO drift_watch_checker;
-GRANT SELECT, INSERT, UPDATE ON drift_watch.check_run, drift_watch.snapshot, drift_watch.delta,
-                                drift_watch.outbox
+GRANT SELECT ON drift_watch.runs, drift_watch.open_deltas, drift_watch.resolved_deltas
+   TO drift_watch_checker, drift_watch_notifier;
+GRANT EXECUTE ON FUNCTION drift_watch.run_check(text), drift_watch._begin_check(text),
+                          drift_watch._read_check(bigint), drift_watch._finish_check(bigint),
+                          drift_watch.drift_diff(text), drift_watch._catalog_query(),
+                          drift_watch._dblink_connection_open(text),
+                          drift_watch.schedule_check(text, text),
+                          drift_watch.unschedule_check(text),
+                          drift_watch._cron_job_name(text), drift_watch._require_pg_cron(text, text)
    TO drift_watch_checker;
-GRANT DELETE ON drift_watch.snapshot TO drift_watch_checker;
-GRANT SELECT ON drift_watch.check_run, drift_watch.delta, drift_watch.outbox, drift_watch.runs,
-                drift_watch.open_deltas, drift_watch.resolved_deltas
+GRANT EXECUTE ON FUNCTION drift_watch.outbox_claim(double precision),
+                          drift_watch.outbox_ack(bigint, uuid, text),
+                          drift_watch.outbox_postpone(bigint, uuid, double precision, text),
+                          drift_watch.outbox_park(bigint, uuid, text),
+                          drift_watch.outbox_unpark(), drift_watch.outbox_next_due(),
+                          drift_watch.outbox_pending(), drift_watch.outbox_item(bigint),
+                          drift_watch.outbox_deltas(bigint)
    TO drift_watch_notifier;
-GRANT UPDATE (attempts, next_attempt_at, last_attempt_at, last_error, delivered_at, asana_task_gid)
-   ON drift_watch.outbox TO drift_watch_notifier;
-REVOKE EXECUTE ON FUNCTION drift_watch.load_contract(text, text), drift_watch.forget_contract(text)
-  FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION drift_watch.load_contract(text, text), drift_watch.forget_contract(text),
+                          drift_watch.forget_contracts_under(text),
+                          drift_watch.contract_summary(text[])
+   TO drift_watch_loader;
+
+-- CREATE EXTENSION drift_watch CASCADE installs dblink with its functions executable by PUBLIC:
+-- any login could then connect anywhere a password reaches, or probe ports from this host. Revoke
+-- that for dblink and (when present) postgres_fdw; the checker keeps the one dblink function the
+-- live read uses. Connections are only made through foreign servers and user mappings.
+DO $$
+DECLARE
+    f regprocedure;
+    dblink_schema name;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+          JOIN pg_catalog.pg_proc p ON p.oid = d.objid
+         WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+           AND d.classid = 'pg_catalog.pg_proc'::regclass AND d.deptype = 'e'
+           AND e.extname IN ('dblink', 'postgres_fdw')
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+    SELECT n.nspname INTO dblink_schema
+      FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+     WHERE e.extname = 'dblink';
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %I.dblink(text, text) TO drift_watch_checker',
+                              dblink_schema);
+END
+$$;

@@ -7,7 +7,7 @@ CREATE TABLE drift_watch.contract_origin (
     origin        text PRIMARY KEY CHECK (origin <> ''),
     document_kind text NOT NULL CHECK (document_kind IN ('yaml', 'manifest')),
     loaded_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    loaded_by     name NOT NULL DEFAULT current_user
+    loaded_by     name NOT NULL DEFAULT session_user
 );
 
 -- One row per enabled dbt source table; names are stored as Postgres stores them
@@ -37,6 +37,7 @@ CREATE INDEX contract_table_relation_idx ON drift_watch.contract_table (schema_n
 -- pg_dump keeps the contract (it is user data, not extension code).
 SELECT pg_catalog.pg_extension_config_dump('drift_watch.contract_origin', '');
 SELECT pg_catalog.pg_extension_config_dump('drift_watch.contract_table', '');
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.contract_table_id_seq', '');
 
 -- The contract as a person reads it: one row per documented column (or per table without any).
 CREATE VIEW drift_watch.contract AS
@@ -46,3 +47,35 @@ FROM drift_watch.contract_table t
 LEFT JOIN LATERAL unnest(t.column_names, t.data_types, t.quoted) WITH ORDINALITY
           AS c(column_name, data_type, quoted, position) ON true
 ORDER BY t.source_name, t.table_name, c.position;
+
+-- For `drift-notifier contract push` of a dbt project: files that moved or were deleted under the
+-- pushed folders must not linger. Returns the number of source tables removed.
+CREATE FUNCTION drift_watch.forget_contracts_under(prefix text) RETURNS integer
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    IF prefix = '' THEN
+        RAISE EXCEPTION 'drift_watch: prefix must not be empty' USING ERRCODE = '22023';
+    END IF;
+    LOCK TABLE drift_watch.contract_origin IN SHARE ROW EXCLUSIVE MODE;
+    WITH gone AS (DELETE FROM drift_watch.contract_table t
+                   WHERE starts_with(t.origin, prefix) RETURNING 1)
+    SELECT count(*)::integer INTO n FROM gone;
+    DELETE FROM drift_watch.contract_origin o WHERE starts_with(o.origin, prefix);
+    RETURN n;
+END
+$$;
+
+-- What the given origins hold: sources, tables, documented columns.
+CREATE FUNCTION drift_watch.contract_summary(origins text[])
+RETURNS TABLE (sources bigint, tables bigint, columns bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count(DISTINCT t.source_name), count(*),
+           coalesce(sum(cardinality(t.column_names)), 0)::bigint
+      FROM drift_watch.contract_table t WHERE t.origin = ANY (origins)
+$$;

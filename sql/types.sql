@@ -7,7 +7,7 @@ CREATE FUNCTION drift_watch._canonical_types(spellings text[])
 RETURNS TABLE (spelling text, type_oid oid, typmod integer, canonical text, needs_target boolean,
                parse_error text)
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     s text;

@@ -44,8 +44,9 @@ pub fn check_target(client: &SpiClient<'_>, target: &str) -> Result<(), DriftErr
             "SELECT s.oid IS NOT NULL,
                     EXISTS (SELECT 1 FROM pg_catalog.pg_user_mappings m
                              WHERE m.srvid = s.oid
-                               AND (m.umuser = 0 OR m.umuser = (SELECT oid FROM pg_catalog.pg_roles
-                                                                  WHERE rolname = current_user)))
+                               AND (m.umuser OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+                                    OR m.umuser OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                   WHERE r.rolname OPERATOR(pg_catalog.=) current_user)))
                FROM (SELECT $1::text AS name) n
                LEFT JOIN pg_catalog.pg_foreign_server s ON s.srvname = n.name",
             Some(1),
@@ -261,33 +262,30 @@ pub fn read_live(
     let query = catalog_query(contract, probes);
     let rows = match target {
         Target::Local => {
-            let saved = client
-                .select(
-                    "SELECT pg_catalog.current_setting('search_path')",
-                    Some(1),
-                    &[],
-                )?
-                .first()
-                .get_one::<String>()?
-                .unwrap_or_default();
-            client.select(
-                "SELECT pg_catalog.set_config('search_path', 'pg_catalog', true)",
-                None,
-                &[],
-            )?;
+            // Every entry point runs with search_path = pg_catalog, pg_temp (pinned on the
+            // function), so format_type qualifies every type outside pg_catalog.
             let mut rows = LiveRows::new(&query);
             spi_rows::for_each(client, &query.sql, &[], |row| rows.push(row))?;
-            client.select(
-                "SELECT pg_catalog.set_config('search_path', $1, true)",
-                None,
-                &[saved.into()],
-            )?;
             rows
         }
         Target::Server(server) => {
             check_target(client, server)?;
             let dblink = dblink_schema(client)?;
-            let remote = format!("SET search_path = pg_catalog; {}", query.sql);
+            // dblink(name, ...) would use a connection of that name this session opened with
+            // dblink_connect instead of the foreign server: refuse to read through one.
+            let preempted = client
+                .select(
+                    "SELECT drift_watch._dblink_connection_open($1)",
+                    Some(1),
+                    &[(*server).into()],
+                )?
+                .first()
+                .get_one::<bool>()?
+                .unwrap_or(false);
+            if preempted {
+                return Err(DriftError::ConnectionNameTaken(server.to_string()));
+            }
+            let remote = format!("SET search_path = pg_catalog, pg_temp; {}", query.sql);
             let sql = format!(
                 "SELECT * FROM {}.dblink($1, $2) AS t({RESULT_COLUMNS})",
                 drift_watch_core::ident::quote(&dblink)

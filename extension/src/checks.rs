@@ -1,14 +1,15 @@
-//! One recorded check run: the live read, the baselines, the delta records, the outbox and the
-//! NOTIFY, all in the caller's (sub)transaction. `drift_watch.run_check` (sql/checks.sql) wraps
-//! this in a savepoint so that a failed read marks the run failed and changes nothing else.
+//! Recording one check run, as the extension's owner (see `runs`): the baselines, the delta
+//! records, the outbox and the NOTIFY, from a live read the caller made. `drift_watch._finish_check`
+//! (sql/checks.sql) wraps this in a savepoint so that a failure marks the run failed and changes
+//! nothing else. This module is the only writer of run state.
 
 use drift_watch_core::{check, Baseline, Baselines, Delta, LiveColumn};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use crate::catalog::{self, Target};
+use crate::catalog::LiveRead;
 use crate::error::DriftError;
-use crate::{spi_rows, store};
+use crate::spi_rows;
 
 /// What a run recorded.
 struct Counts {
@@ -18,18 +19,17 @@ struct Counts {
     open: i64,
 }
 
-pub fn record_check(run_id: i64, target: Option<&str>) -> Result<(), DriftError> {
+pub fn record(
+    run_id: i64,
+    target: Option<&str>,
+    contract: &[drift_watch_core::ContractTable],
+    live: LiveRead,
+) -> Result<(), DriftError> {
     let key = target.unwrap_or("");
-    let live_target = match target {
-        Some(server) => Target::Server(server),
-        None => Target::Local,
-    };
     Spi::connect_mut(|client| {
-        let contract = store::read_contract(client)?;
-        let live = catalog::read_live(client, &live_target, &contract)?;
         let baselines = read_baselines(client, key)?;
-        let outcome = check(&contract, &live.catalog, &live.types, &baselines);
-        write_baselines(client, key, run_id, &outcome.baselines, &contract)?;
+        let outcome = check(contract, &live.catalog, &live.types, &baselines);
+        write_baselines(client, key, run_id, &outcome.baselines, contract)?;
         let counts = record_deltas(client, run_id, key, &outcome.deltas)?;
         announce(client, run_id, key, &counts)
     })

@@ -35,6 +35,12 @@ pub enum DriftError {
         detail: Option<String>,
     },
 
+    #[error(
+        "drift_watch: this session has a dblink connection named \"{0}\"; the live read of \
+         target \"{0}\" will not go through it"
+    )]
+    ConnectionNameTaken(String),
+
     #[error("drift_watch: extension dblink is not installed in this database")]
     DblinkMissing,
 
@@ -54,6 +60,7 @@ impl DriftError {
             DriftError::UnknownTarget(_) => ERRCODE_UNDEFINED_OBJECT,
             DriftError::NoUserMapping { .. } => ERRCODE_UNDEFINED_OBJECT,
             DriftError::TargetUnreachable { .. } => ERRCODE_CONNECTION_FAILURE,
+            DriftError::ConnectionNameTaken(_) => ERRCODE_DUPLICATE_OBJECT,
             DriftError::DblinkMissing => ERRCODE_UNDEFINED_FUNCTION,
             DriftError::Spi(_) | DriftError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
@@ -81,9 +88,22 @@ impl DriftError {
                  \"no drift\"."
                     .into(),
             ),
+            DriftError::ConnectionNameTaken(name) => Some(format!(
+                "Close it with SELECT dblink_disconnect('{name}'); connections drift_watch uses \
+                 are made from the foreign server and the caller's user mapping."
+            )),
             DriftError::DblinkMissing => Some("CREATE EXTENSION dblink;".into()),
             DriftError::Spi(_) | DriftError::Internal(_) => None,
         }
+    }
+
+    /// SQLSTATE, message and detail, as `report` raises them.
+    pub fn parts(&self) -> (PgSqlErrorCode, String, Option<String>) {
+        let detail = match self {
+            DriftError::TargetUnreachable { detail, .. } => detail.clone(),
+            _ => None,
+        };
+        (self.sqlstate(), self.to_string(), detail)
     }
 
     /// Raises this error as a Postgres ERROR. Never returns.

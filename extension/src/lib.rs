@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 mod catalog;
 mod checks;
 mod error;
+mod runs;
 mod spi_rows;
 mod store;
 
@@ -17,6 +18,15 @@ use catalog::Target;
 use error::OrReport;
 
 pgrx::pg_module_magic!();
+
+/// Loaded into a backend: never capture Rust backtraces. pgrx appends a captured backtrace to an
+/// error's DETAIL, and a postmaster often inherits `RUST_BACKTRACE=1`; error text is stored in
+/// `drift_watch.runs` and can reach an Asana task, so it must not carry one.
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // SAFETY (edition 2021: safe fn): a backend is single-threaded when it loads the library.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
+}
 
 extension_sql_file!(
     "../../sql/contract.sql",
@@ -27,6 +37,7 @@ extension_sql_file!(
 /// Parses a type spelling with the server's own type parser (`parseTypeString`), looking only
 /// at the current search_path; an unknown name gives oid 0, a syntax error raises.
 #[pg_extern(stable, strict, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
 fn _parse_type(
     spelling: &str,
 ) -> TableIterator<'static, (name!(type_oid, pg_sys::Oid), name!(typmod, i32))> {
@@ -49,7 +60,9 @@ extension_sql_file!(
 
 /// Stores one dbt document (a YAML properties file or a `manifest.json`) as the contract from
 /// `origin`, replacing what that origin held; returns the number of source tables it now holds.
-#[pg_extern(volatile)]
+/// SECURITY DEFINER: a loader (e.g. the dbt project's CI login) needs EXECUTE only.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn load_contract(origin: &str, document: &str) -> i32 {
     if origin.is_empty() {
         error!("drift_watch: origin must not be empty");
@@ -61,15 +74,21 @@ fn load_contract(origin: &str, document: &str) -> i32 {
 }
 
 /// Removes everything loaded from `origin`; returns the number of source tables removed.
-#[pg_extern(volatile)]
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
 fn forget_contract(origin: &str) -> i32 {
+    drift_watch_core::check_origin(origin)
+        .map_err(error::DriftError::from)
+        .or_report();
     store::forget_origin(origin).or_report()
 }
 
 /// Every difference between the stored contract and the live schema of `target` (a foreign
 /// server name), or of this database when `target` is NULL. Changes nothing.
+/// SECURITY INVOKER: the live side is read through the caller's own user mapping.
 #[allow(clippy::type_complexity)] // pgrx needs the row type spelled out here
 #[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
 fn drift_diff(
     target: default!(Option<&str>, "NULL"),
 ) -> TableIterator<
@@ -112,6 +131,7 @@ fn drift_diff(
 /// The exact catalog statement `drift_diff()` runs for the stored contract (to EXPLAIN it, or to
 /// run it by hand on the replica with `SET search_path = pg_catalog`).
 #[pg_extern(stable)]
+#[search_path(pg_catalog, pg_temp)]
 fn _catalog_query() -> String {
     Spi::connect(|client| {
         let contract = store::read_contract(client)?;
@@ -120,19 +140,42 @@ fn _catalog_query() -> String {
     .or_report()
 }
 
-/// One check run's work, inside `drift_watch.run_check`'s savepoint (see sql/checks.sql): read the
-/// live schema once, compare with the contract and the baselines, record deltas, fill the outbox,
-/// NOTIFY. Any error here fails the run and changes nothing else.
+/// Step 1 of `drift_watch.run_check` (see sql/checks.sql): takes the target's run lock and opens
+/// the run, as the extension's owner. The run is remembered in this backend, so only a read made
+/// here, for this target, can be recorded for it.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _begin_check(target: Option<&str>) -> i64 {
+    runs::begin(target).or_report()
+}
+
+/// Step 2: reads the contract and the live schema as the CALLER (its user mapping, its
+/// privileges), and keeps the result, or the error, in this backend for step 3. Raises the read's
+/// error after keeping it.
 #[pg_extern(volatile)]
-fn _record_check(run_id: i64, target: Option<&str>) {
-    checks::record_check(run_id, target).or_report()
+#[search_path(pg_catalog, pg_temp)]
+fn _read_check(run: i64) {
+    runs::read(run)
+}
+
+/// Step 3, inside `drift_watch._finish_check` (SECURITY DEFINER, with its savepoint): records
+/// what step 2 read: baselines, deltas, outbox, NOTIFY; or raises the read's error, which
+/// `_finish_check` records as the run's failure. Executable by the owner only.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _record_read(run: i64) {
+    runs::record(run)
 }
 
 extension_sql_file!(
     "../../sql/checks.sql",
     name = "checks",
     requires = [
-        _record_check,
+        _begin_check,
+        _read_check,
+        _record_read,
+        drift_diff,
+        _catalog_query,
         load_contract,
         forget_contract,
         "contract_tables"

@@ -14,10 +14,11 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
     let sources: Vec<&str> = tables.iter().map(|t| t.source_name.as_str()).collect();
     let names: Vec<&str> = tables.iter().map(|t| t.table_name.as_str()).collect();
     Spi::connect_mut(|client| {
-        // Serialise concurrent loads of one origin, then refuse cross-origin duplicates with a
-        // message naming both files (the unique constraint stays as the last line of defence).
+        // Serialise concurrent loads with a table lock only the owner (this definer function)
+        // can take: an advisory key could be held by anyone. Then refuse cross-origin duplicates
+        // with a message naming both files (the unique constraint is the last line of defence).
         client.update(
-            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('drift_watch.contract'))",
+            "LOCK TABLE drift_watch.contract_origin IN SHARE ROW EXCLUSIVE MODE",
             None,
             &[],
         )?;

@@ -95,9 +95,12 @@ pub async fn drain(
         };
         match deliver(db, asana, &item).await {
             Ok(gid) => {
-                outbox::acknowledge(db, &item, &gid).await?;
-                drained.delivered += 1;
-                info!(item = item.id, kind = %item.kind, target = %item.target, task = %gid, "delivered");
+                if outbox::acknowledge(db, &item, &gid).await? {
+                    drained.delivered += 1;
+                    info!(item = item.id, kind = %item.kind, target = %item.target, task = %gid, "delivered");
+                } else {
+                    warn!(item = item.id, task = %gid, "delivered, but the claim had expired: another notifier owns the item now");
+                }
             }
             Err(DeliverError::Db(e)) => return Err(e),
             Err(e) => {
@@ -117,7 +120,9 @@ pub async fn drain(
                         Some(wait)
                     }
                 };
-                outbox::postpone(db, &item, retry, &e.to_string()).await?;
+                if !outbox::postpone(db, &item, retry, &e.to_string()).await? {
+                    warn!(item = item.id, "the claim had expired: another notifier owns the item now");
+                }
             }
         }
     }
@@ -164,7 +169,7 @@ async fn draft(db: &Client, item: &Item) -> Result<render::TaskDraft, DeliverErr
     Ok(match item.kind.as_str() {
         "run_failed" => {
             let (error, at) = outbox::failed_run(db, item).await?;
-            render::failure_task(&item.target, &item.marker, &error, &at)
+            render::failure_task(&item.target, &item.marker, item.run_id, &error, &at)
         }
         _ => {
             let deltas = outbox::announced_deltas(db, item).await?;

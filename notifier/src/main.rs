@@ -378,11 +378,7 @@ async fn push(url: &str, path: &Path) -> Result<ExitCode, String> {
     let tx = db.transaction().await.map_err(|e| db_error(&e))?;
     // Files that moved or were deleted under the pushed folders must not linger.
     for prefix in &prefixes {
-        tx.execute(
-            "SELECT drift_watch.forget_contract(origin) FROM drift_watch.contract_origin
-              WHERE starts_with(origin, $1)",
-            &[prefix],
-        )
+        tx.execute("SELECT drift_watch.forget_contracts_under($1)", &[prefix])
         .await
         .map_err(|e| db_error(&e))?;
     }
@@ -395,8 +391,7 @@ async fn push(url: &str, path: &Path) -> Result<ExitCode, String> {
     }
     let row = tx
         .query_one(
-            "SELECT count(DISTINCT source_name), count(*), coalesce(sum(cardinality(column_names)), 0)::int8
-               FROM drift_watch.contract_table WHERE origin = ANY($1)",
+            "SELECT sources, tables, columns FROM drift_watch.contract_summary($1)",
             &[&origins],
         )
         .await

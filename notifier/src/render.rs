@@ -100,16 +100,21 @@ pub fn new_deltas_task(target: &str, marker: &str, deltas: &[DeltaRow]) -> TaskD
 }
 
 /// The task for a check run that could not read its target.
-pub fn failure_task(target: &str, marker: &str, error: &str, at: &str) -> TaskDraft {
+/// `error` is the first line of the run's error only: the whole text (which may name hosts or
+/// carry a server's detail) stays in the audit database, where the task points.
+pub fn failure_task(target: &str, marker: &str, run_id: i64, error: &str, at: &str) -> TaskDraft {
+    let first_line = error.lines().next().unwrap_or("unknown error");
     TaskDraft {
         name: format!("dbt source drift check failing on {}", target_label(target)),
         html_notes: format!(
             "<body>The drift_watch check of <strong>{}</strong> failed at {} and compared \
              nothing; open drift stays open until a check succeeds.\n<code>{}</code>\n\
+             The whole error is in the audit database: \
+             <code>SELECT * FROM drift_watch.runs WHERE run_id = {run_id};</code>\n\
              This task is filed once per outage.<hr/><em>{}</em></body>",
             xml(target_label(target)),
             xml(at),
-            xml(error),
+            xml(first_line),
             xml(&marker_line(marker))
         ),
     }

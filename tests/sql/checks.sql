@@ -146,8 +146,8 @@ SELECT column_name, count(*) AS records FROM drift_watch.delta
  WHERE target = '' AND column_name LIKE 'concurrent_%' GROUP BY column_name ORDER BY 1;
 SELECT status, deltas_new FROM drift_watch.check_run ORDER BY id DESC LIMIT 2;
 
--- 11. Privileges: the checker runs checks but cannot touch the contract; the notifier reads and
---     acknowledges the outbox but cannot record deltas or run checks' writes.
+-- 11. Privileges: the checker runs checks but cannot touch the contract or the run state; the
+--     notifier works the outbox through its functions only (see tests/sql/security.sql).
 CREATE ROLE test_checker IN ROLE drift_watch_checker;
 CREATE ROLE test_notifier IN ROLE drift_watch_notifier;
 SET ROLE test_checker;
@@ -156,8 +156,9 @@ SELECT load_contract('models/evil.yml', 'sources: []');
 DELETE FROM drift_watch.contract_table;
 RESET ROLE;
 SET ROLE test_notifier;
-SELECT count(*) > 0 AS notifier_reads_outbox FROM drift_watch.outbox;
-UPDATE drift_watch.outbox SET attempts = attempts WHERE false;
+SELECT count(*) > 0 AS notifier_reads_pending FROM drift_watch.outbox_pending();
+SELECT count(*) > 0 AS notifier_reads_runs FROM drift_watch.runs;
+SELECT count(*) FROM drift_watch.outbox;
 INSERT INTO drift_watch.delta (target) VALUES ('x');
 UPDATE drift_watch.outbox SET kind = 'resolved' WHERE false;
 SELECT run_check();

@@ -136,14 +136,12 @@ SELECT count(*) AS contract_columns FROM drift_watch.contract;
 
 -- A role with the default search_path calls it as written.
 CREATE ROLE analyst;
-GRANT USAGE ON SCHEMA drift_watch TO analyst;
-GRANT SELECT ON ALL TABLES IN SCHEMA drift_watch TO analyst;
+GRANT drift_watch_checker TO analyst;
 SET ROLE analyst;
 SHOW search_path;
 SELECT change, count(*) FROM drift_diff() GROUP BY change ORDER BY change;
 RESET ROLE;
-REVOKE ALL ON ALL TABLES IN SCHEMA drift_watch FROM analyst;
-REVOKE ALL ON SCHEMA drift_watch FROM analyst;
+REVOKE drift_watch_checker FROM analyst;
 DROP ROLE analyst;
 
 SELECT forget_contract(origin) FROM drift_watch.contract_origin;
