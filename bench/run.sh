@@ -55,7 +55,7 @@ sql_file() { local f="$dir/$1.sql"; cat >"$f"; echo "$f"; }   # stdin -> $dir/NA
 
 log "synthetic catalog: 5 schemas × 1,000 tables × 30 columns"
 t0=$(date +%s)
-db -c "CREATE EXTENSION drift_watch CASCADE" -c "CREATE EXTENSION postgres_fdw" -f bench/synthetic.sql
+db -c "CREATE EXTENSION drift_watch CASCADE" -c "CREATE EXTENSION IF NOT EXISTS postgres_fdw" -f bench/synthetic.sql
 db -c "VACUUM ANALYZE"   # catalog statistics, as on a long-lived warehouse
 log "catalog built in $(( $(date +%s) - t0 )) s"
 

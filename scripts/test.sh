@@ -47,7 +47,9 @@ AUDIT_PORT=$(free_port); APP_PORT=$(free_port)
 step "starting clusters: audit on 127.0.0.1:$AUDIT_PORT, app on 127.0.0.1:$APP_PORT"
 # The audit cluster preloads pg_cron for the regression database, as a production audit database
 # would (cron.database_name); jobs run in background workers, so no network settings are needed.
-cluster_init "$W/audit" "$AUDIT_PORT" "shared_preload_libraries = 'pg_cron'" \
+# RUST_BACKTRACE=1 in the postmaster's environment, as production servers often have it: no
+# backtrace may reach an error message (tests/sql/security.sql).
+RUST_BACKTRACE=1 cluster_init "$W/audit" "$AUDIT_PORT" "shared_preload_libraries = 'pg_cron'" \
   "cron.database_name = 'regress'" "cron.use_background_workers = on" "max_worker_processes = 16"
 cluster_init "$W/app" "$APP_PORT"
 
@@ -63,7 +65,7 @@ pg "$AUDIT_PORT" -c "CREATE DATABASE regress" -c "CREATE DATABASE nocron"
 {
   echo "SET client_min_messages = warning;"
   echo "CREATE EXTENSION drift_watch CASCADE;"
-  echo "CREATE EXTENSION postgres_fdw;"
+  echo "CREATE EXTENSION IF NOT EXISTS postgres_fdw;  -- drift_watch CASCADE installed it"
   echo "CREATE EXTENSION pg_cron;"
   for db in $(pg "$APP_PORT" -At -c "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres','template0','template1')"); do
     echo "CREATE SERVER $db FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '$APP_PORT', dbname '$db');"

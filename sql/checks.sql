@@ -251,6 +251,11 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Call drift_watch.run_check(target).';
     END IF;
+    IF NOT drift_watch._has_read(run) THEN
+        RAISE EXCEPTION 'drift_watch: no live read was made for run % in this session', run
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Call drift_watch.run_check(target).';
+    END IF;
     -- How the target's last finished run went: a failure is announced once per outage, and the
     -- first good run after one closes it.
     SELECT r.status INTO previous FROM drift_watch.check_run r
@@ -569,7 +574,8 @@ GRANT EXECUTE ON FUNCTION drift_watch.load_contract(text, text), drift_watch.for
                           drift_watch.contract_summary(text[])
    TO drift_watch_loader;
 
--- CREATE EXTENSION drift_watch CASCADE installs dblink with its functions executable by PUBLIC:
+-- CREATE EXTENSION drift_watch CASCADE installs dblink and postgres_fdw (the control file requires
+-- both) with their functions executable by PUBLIC:
 -- any login could then connect anywhere a password reaches, or probe ports from this host. Revoke
 -- that for dblink and (when present) postgres_fdw; the checker keeps the one dblink function the
 -- live read uses. Connections are only made through foreign servers and user mappings.

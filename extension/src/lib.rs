@@ -167,6 +167,13 @@ fn _record_read(run: i64) {
     runs::record(run)
 }
 
+/// Whether step 2 kept a read (or its error) for `run` in this backend. Owner only.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _has_read(run: i64) -> bool {
+    runs::has_read(run)
+}
+
 extension_sql_file!(
     "../../sql/checks.sql",
     name = "checks",
@@ -174,6 +181,7 @@ extension_sql_file!(
         _begin_check,
         _read_check,
         _record_read,
+        _has_read,
         drift_diff,
         _catalog_query,
         load_contract,

@@ -125,6 +125,16 @@ pub fn read(run: i64) {
     }
 }
 
+/// Whether `read` kept a result or an error for `run`.
+pub fn has_read(run: i64) -> bool {
+    RUNS.with(|r| {
+        matches!(
+            r.borrow().get(&run),
+            Some(RunState::Read { .. } | RunState::Failed { .. })
+        )
+    })
+}
+
 /// Records what `read` kept for `run` (as the extension's owner), or raises the read's error.
 pub fn record(run: i64) {
     let state = RUNS.with(|r| r.borrow_mut().remove(&run));
