@@ -56,6 +56,10 @@ cluster_init "$W/app" "$APP_PORT"
 step "loading the real schemas into the app cluster"
 bash tests/realdata/load.sh "$APP_PORT"
 pg "$APP_PORT" -c "CREATE DATABASE app" -c "CREATE ROLE reader LOGIN PASSWORD 'reader-secret'"
+# reader logs in with its password (dblink refuses a non-superuser's connection otherwise).
+{ echo "host all reader 127.0.0.1/32 scram-sha-256"; cat "$W/app/data/pg_hba.conf"; } >"$W/app_hba.conf"
+as_pg cp "$W/app_hba.conf" "$W/app/data/pg_hba.conf"
+pg "$APP_PORT" -qAt -c "SELECT pg_reload_conf()" >/dev/null
 pg "$APP_PORT" -d app -f tests/fixtures/app.sql
 
 # The regression database: the extension, and one foreign server per app database.
@@ -96,6 +100,10 @@ if [ $rc -ne 0 ]; then
   die "SQL regression suites failed"
 fi
 summary+=("sql regression: $(echo $tests | wc -w) suites passed ($(echo $tests))")
+
+step "backup: pg_dump + pg_restore of an audit database keeps the run state"
+bash tests/dump_restore.sh "$AUDIT_PORT" "$APP_PORT" "$W" 2> >(grep -v "circular foreign-key\|detail: outbox\|hint: \(You might\|Consider using\)" >&2)
+summary+=("backup: dump + restore announces nothing new")
 
 step "drift-notifier: unit tests, and integration tests against the audit cluster + a fake Asana"
 # One thread: a test restarts the cluster under the notifier.

@@ -557,6 +557,7 @@ GRANT EXECUTE ON FUNCTION drift_watch.run_check(text), drift_watch._begin_check(
                           drift_watch._read_check(bigint), drift_watch._finish_check(bigint),
                           drift_watch.drift_diff(text), drift_watch._catalog_query(),
                           drift_watch._dblink_connection_open(text),
+                          drift_watch._canonical_types(text[]), drift_watch._parse_type(text),
                           drift_watch.schedule_check(text, text),
                           drift_watch.unschedule_check(text),
                           drift_watch._cron_job_name(text), drift_watch._require_pg_cron(text, text)

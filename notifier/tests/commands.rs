@@ -142,3 +142,68 @@ fn a_configuration_error_exits_2_so_a_service_manager_does_not_restart_into_it()
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not allowed in an HTTP header"));
 }
+
+/// The README's least-privilege logins: a loader (EXECUTE on the contract functions only) pushes
+/// the project, a checker (EXECUTE on run_check, SELECT on the views) runs `check`; neither can
+/// do the other's job, and neither holds a privilege on any table.
+#[tokio::test]
+async fn push_and_check_work_as_the_least_privileged_logins() {
+    let db = fresh_db("nt_least").await;
+    db.batch_execute(
+        "DROP ROLE IF EXISTS nt_least_loader; DROP ROLE IF EXISTS nt_least_checker;
+         CREATE ROLE nt_least_loader LOGIN IN ROLE drift_watch_loader;
+         CREATE ROLE nt_least_checker LOGIN IN ROLE drift_watch_checker;",
+    )
+    .await
+    .unwrap();
+    let as_role = |role: &str, args: &[&str]| {
+        let mut cmd = notifier("nt_least", "http://127.0.0.1:9", args);
+        cmd.env(
+            "DATABASE_URL",
+            format!("postgres://{role}@127.0.0.1:{}/nt_least", pg_port()),
+        );
+        cmd.output().unwrap()
+    };
+    let example = example();
+    let example = example.as_str();
+    let out = as_role("nt_least_loader", &["contract", "push", example]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "loaded 4 files: 3 sources, 13 tables, 44 columns"
+    );
+    let out = as_role("nt_least_checker", &["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("open ("), "{stdout}");
+    let out = as_role("nt_least_loader", &["check"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = as_role("nt_least_checker", &["contract", "push", example]);
+    assert!(!out.status.success());
+    let grants = strings(
+        &db,
+        "SELECT grantee || ':' || table_name || ':' || privilege_type
+           FROM information_schema.role_table_grants
+          WHERE table_schema = 'drift_watch'
+            AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+            AND grantee IN ('drift_watch_checker', 'drift_watch_notifier', 'drift_watch_loader')",
+    )
+    .await;
+    assert!(grants.is_empty(), "{grants:?}");
+    db.batch_execute("DROP ROLE nt_least_loader; DROP ROLE nt_least_checker;")
+        .await
+        .unwrap();
+}

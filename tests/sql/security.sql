@@ -150,6 +150,7 @@ SELECT p.oid::regprocedure AS unpinned_function
 -- 2. The checker login forges run state and Asana actions.
 CREATE ROLE sec_checker LOGIN IN ROLE drift_watch_checker;
 CREATE ROLE sec_notifier LOGIN IN ROLE drift_watch_notifier;
+GRANT USAGE ON FOREIGN SERVER app_dblink TO sec_checker;
 CREATE USER MAPPING FOR sec_checker SERVER app_dblink OPTIONS (user 'reader', password 'reader-secret');
 SELECT max(id) AS last_item FROM drift_watch.outbox \gset
 SELECT max(run_id) AS last_run FROM drift_watch.runs \gset
@@ -262,5 +263,6 @@ SELECT drift_watch._clean_error('could not connect: password=hunter2 user=x', 't
 DROP USER MAPPING FOR postgres SERVER sec_badpw;
 DROP SERVER sec_badpw;
 DROP USER MAPPING FOR sec_checker SERVER app_dblink;
+REVOKE USAGE ON FOREIGN SERVER app_dblink FROM sec_checker;
 DROP ROLE sec_checker, sec_notifier, sec_attacker;
 SELECT forget_contract(origin) FROM drift_watch.contract_origin;
