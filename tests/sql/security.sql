@@ -245,6 +245,9 @@ SELECT load_contract(E'models/x\x01.yml', 'sources: []');
 SELECT count(*) = :tables_before AS nothing_stored FROM drift_watch.contract_table;
 
 -- 7. Failure text: no backtrace, no password, no query; the first line is what Asana gets.
+-- A Postgres error raised under Rust code: with RUST_BACKTRACE=1 in the server's environment,
+-- pgrx would append a Rust backtrace as DETAIL; there is none.
+SELECT * FROM drift_watch._parse_type('integer(');
 CREATE SERVER sec_badpw FOREIGN DATA WRAPPER dblink_fdw OPTIONS (host '127.0.0.1', port :'app_port', dbname 'no_such_db');
 CREATE USER MAPPING FOR postgres SERVER sec_badpw OPTIONS (user 'reader', password 'WRONG-secret-4711');
 SELECT drift_watch.run_check('sec_badpw') AS badpw_run \gset
