@@ -5,6 +5,7 @@ mod asana;
 mod deliver;
 mod outbox;
 mod render;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 use tracing::{info, warn};
 
 use crate::deliver::Sink;
@@ -25,7 +26,8 @@ use crate::deliver::Sink;
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Cli {
-    /// Audit database (where drift_watch is installed), e.g. postgres://user@host/audit
+    /// Audit database (where drift_watch is installed), a libpq connection string, e.g.
+    /// postgres://user@host/audit?sslmode=verify-full&sslrootcert=/etc/drift-watch/ca.crt
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
     /// Log format.
@@ -75,13 +77,9 @@ struct RunArgs {
     /// Print the tasks that would be created instead of calling Asana; acknowledge nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Asana personal access token (environment only).
-    #[arg(
-        long = "asana-token",
-        env = "ASANA_TOKEN",
-        hide = true,
-        hide_env_values = true
-    )]
+    /// Asana personal access token: from the environment variable ASANA_TOKEN only (a flag
+    /// would show it in the process list).
+    #[arg(skip = asana_token_from_env())]
     asana_token: Option<String>,
     /// Asana project gid where tasks are filed.
     #[arg(long, env = "ASANA_PROJECT")]
@@ -92,7 +90,7 @@ struct RunArgs {
     /// Assignee: a user gid, an email, or "me" (optional).
     #[arg(long, env = "ASANA_ASSIGNEE")]
     asana_assignee: Option<String>,
-    /// Asana API base URL.
+    /// Asana API base URL: https (http only for a loopback host).
     #[arg(
         long,
         env = "ASANA_BASE_URL",
@@ -108,6 +106,12 @@ struct RunArgs {
     /// Seconds to finish in-flight work after SIGTERM/SIGINT.
     #[arg(long, env = "DRIFT_SHUTDOWN_SECONDS", default_value_t = 30)]
     shutdown_seconds: u64,
+}
+
+/// ASANA_TOKEN. A value that is not UTF-8 is kept (lossily) so that it fails as a token does
+/// instead of passing for "not set".
+fn asana_token_from_env() -> Option<String> {
+    std::env::var_os("ASANA_TOKEN").map(|t| t.to_string_lossy().into_owned())
 }
 
 fn main() -> ExitCode {
@@ -162,9 +166,19 @@ async fn connect(
     ),
     String,
 > {
-    let (client, mut connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| format!("cannot connect to the audit database: {}", db_error(&e)))?;
+    let (client, mut connection) = match tls::connect(url).await {
+        Ok(c) => c,
+        // A bad connection string or certificate file, or a server whose TLS does not satisfy
+        // it: reconnecting cannot help, so exit 2 like any configuration error (the systemd unit
+        // does not restart on it). Refused or dropped connections are retried by the callers.
+        Err(tls::ConnectError::Fatal(message)) => {
+            eprintln!("error: cannot connect to the audit database: {message}");
+            std::process::exit(2);
+        }
+        Err(tls::ConnectError::Transient(message)) => {
+            return Err(format!("cannot connect to the audit database: {message}"))
+        }
+    };
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -379,8 +393,8 @@ async fn push(url: &str, path: &Path) -> Result<ExitCode, String> {
     // Files that moved or were deleted under the pushed folders must not linger.
     for prefix in &prefixes {
         tx.execute("SELECT drift_watch.forget_contracts_under($1)", &[prefix])
-        .await
-        .map_err(|e| db_error(&e))?;
+            .await
+            .map_err(|e| db_error(&e))?;
     }
     let mut origins = Vec::new();
     for (origin, text) in &documents {
