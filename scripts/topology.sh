@@ -121,7 +121,7 @@ HBA
 SET client_min_messages = warning;
 CREATE EXTENSION pg_cron;
 CREATE EXTENSION drift_watch CASCADE;
-CREATE EXTENSION postgres_fdw;
+CREATE EXTENSION IF NOT EXISTS postgres_fdw;  -- drift_watch CASCADE installed it
 CREATE SERVER app_replica FOREIGN DATA WRAPPER postgres_fdw
   OPTIONS (host '127.0.0.1', port '$REPLICA_PORT', dbname 'app', connect_timeout '10',
            sslmode 'verify-full', sslrootcert '$CA', channel_binding 'require');
