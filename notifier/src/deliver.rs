@@ -121,7 +121,10 @@ pub async fn drain(
                     }
                 };
                 if !outbox::postpone(db, &item, retry, &e.to_string()).await? {
-                    warn!(item = item.id, "the claim had expired: another notifier owns the item now");
+                    warn!(
+                        item = item.id,
+                        "the claim had expired: another notifier owns the item now"
+                    );
                 }
             }
         }

@@ -39,7 +39,10 @@ fn item(r: &tokio_postgres::Row, claimed: bool) -> Item {
 /// never take the same row, the attempt recorded and a lease set before anything is sent (a
 /// crash mid-delivery leaves the attempt visible, and another notifier takes the item over when
 /// the lease ends). Follow-ups wait for the task they follow up on.
-pub async fn claim(db: &mut Client, lease: Duration) -> Result<Option<Item>, tokio_postgres::Error> {
+pub async fn claim(
+    db: &mut Client,
+    lease: Duration,
+) -> Result<Option<Item>, tokio_postgres::Error> {
     let row = db
         .query_opt(
             "SELECT id, kind, target, run_id, marker, attempts, parent_id, claim_token::text
