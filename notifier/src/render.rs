@@ -279,6 +279,65 @@ pub fn xml(s: &str) -> String {
     out
 }
 
+/// A Markdown cell: pipes, backticks and line breaks would break the table.
+fn md_cell(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('`', "\\`")
+        .replace(['\n', '\r'], " ")
+}
+
+/// `contract check --format markdown`: a pull request comment. `left` and `fixed` rows are
+/// (source, table, column, change, contract type, live type, detail).
+pub fn gate_markdown(
+    target: &str,
+    left: &[&[String; 7]],
+    fixed: &[&[String; 7]],
+    introduced: usize,
+    undocumented: usize,
+) -> String {
+    let mut out = String::new();
+    let verdict = if left.is_empty() {
+        "✅ no drift".to_string()
+    } else {
+        format!(
+            "❌ {} change{} left",
+            left.len(),
+            if left.len() == 1 { "" } else { "s" }
+        )
+    };
+    let _ = writeln!(
+        out,
+        "### drift_watch: {verdict} against `{}` after merging\n",
+        md_cell(target)
+    );
+    let _ = writeln!(
+        out,
+        "{introduced} introduced by this change · {} fixed by it · {undocumented} undocumented column{} (not drift)\n",
+        fixed.len(),
+        if undocumented == 1 { "" } else { "s" }
+    );
+    let table = |out: &mut String, title: &str, rows: &[&[String; 7]]| {
+        if rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "**{title}**\n");
+        let _ = writeln!(
+            out,
+            "| source | table | column | change | contract type | live type | detail |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        for r in rows {
+            let cells: Vec<String> = r.iter().map(|c| md_cell(c)).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+        }
+        out.push('\n');
+    };
+    table(&mut out, "Left after merging", left);
+    table(&mut out, "Fixed by merging", fixed);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,5 +439,42 @@ mod tests {
         let d = vec![delta("users", Some("a"), "added", None, Some("text"))];
         assert!(resolution_comment(&d, true).ends_with("closing it."));
         assert!(resolution_comment(&d, false).contains("still open"));
+    }
+
+    #[test]
+    fn gate_markdown_is_one_table_per_kind_with_cells_escaped() {
+        let row = |c: &str, ch: &str| -> [String; 7] {
+            [
+                "shop".into(),
+                "public.orders".into(),
+                c.into(),
+                ch.into(),
+                "text".into(),
+                "".into(),
+                "a | b `x`".into(),
+            ]
+        };
+        let left = [row("total", "removed")];
+        let fixed = [row("phone", "renamed"), row("x", "added")];
+        let md = gate_markdown(
+            "app_replica",
+            &left.iter().collect::<Vec<_>>(),
+            &fixed.iter().collect::<Vec<_>>(),
+            1,
+            3,
+        );
+        assert!(
+            md.starts_with("### drift_watch: ❌ 1 change left against `app_replica`"),
+            "{md}"
+        );
+        assert!(md.contains("1 introduced by this change · 2 fixed by it · 3 undocumented columns"));
+        assert!(
+            md.contains("| shop | public.orders | total | removed | text |  | a \\| b \\`x\\` |"),
+            "{md}"
+        );
+        assert_eq!(md.matches("|---|---|---|---|---|---|---|").count(), 2);
+        let clean = gate_markdown("app_replica", &[], &[], 0, 0);
+        assert!(clean.contains("✅ no drift"));
+        assert!(!clean.contains("|---"));
     }
 }

@@ -17,9 +17,12 @@ fn example() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn push_loads_a_project_and_a_bad_file_changes_nothing() {
     let db = fresh_db("nt_push").await;
-    db.batch_execute("SELECT load_contract('elsewhere/extra.yml', 'sources: [{name: extra, tables: [{name: t}]}]')")
-        .await
-        .unwrap();
+    db.batch_execute(
+        "SELECT load_contract('elsewhere/extra.yml', 'sources: [{name: extra, tables: [{name: t}]}]');
+         SELECT load_contract('shop_analytics/models/old.yml', 'sources: [{name: old, tables: [{name: t}]}]');",
+    )
+    .await
+    .unwrap();
     let out = push("nt_push", &example());
     assert!(
         out.status.success(),
@@ -36,16 +39,17 @@ async fn push_loads_a_project_and_a_bad_file_changes_nothing() {
     )
     .await;
     assert!(
-        origins.contains(&"models/staging/shop/_shop__sources.yml".to_string()),
-        "{origins:?}"
+        origins.contains(&"shop_analytics/models/staging/shop/_shop__sources.yml".to_string()),
+        "origins are prefixed by the dbt project's name: {origins:?}"
     );
     assert!(
-        !origins.contains(&"models/app.yml".to_string()),
-        "a file under the model paths that the project no longer has is forgotten: {origins:?}"
+        !origins.contains(&"shop_analytics/models/old.yml".to_string()),
+        "a file the project no longer has is forgotten: {origins:?}"
     );
     assert!(
-        origins.contains(&"elsewhere/extra.yml".to_string()),
-        "origins outside the model paths are kept: {origins:?}"
+        origins.contains(&"elsewhere/extra.yml".to_string())
+            && origins.contains(&"models/app.yml".to_string()),
+        "other projects' origins are kept: {origins:?}"
     );
 
     // A copy of the project with one broken file: the push fails naming it, nothing changes.
@@ -206,4 +210,70 @@ async fn push_and_check_work_as_the_least_privileged_logins() {
     db.batch_execute("DROP ROLE nt_least_loader; DROP ROLE nt_least_checker;")
         .await
         .unwrap();
+}
+
+/// A project as it is found: model-paths from dbt_project.yml, installed packages, build output
+/// and logs ignored even when a model path is the project root; a second project beside it.
+#[tokio::test]
+async fn push_reads_dbt_project_yml_and_skips_packages_target_and_logs() {
+    let db = fresh_db("nt_layout").await;
+    let dir = std::env::temp_dir().join(format!("dw-layout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(std::path::Path::new(&example()), &dir);
+    std::fs::write(
+        dir.join("dbt_project.yml"),
+        "name: shop_analytics\nversion: '1.0.0'\nconfig-version: 2\nmodel-paths: ['.']\n",
+    )
+    .unwrap();
+    let other = "sources: [{name: vendored, tables: [{name: t}]}]\n";
+    for sub in [
+        "dbt_packages/pkg/models",
+        "target/compiled",
+        "logs",
+        ".git/x",
+    ] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        std::fs::write(dir.join(sub).join("sources.yml"), other).unwrap();
+    }
+    let out = push("nt_layout", dir.to_str().unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // dbt_project.yml itself is not a properties file with sources: 5 files, the same contract.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 sources, 13 tables, 44 columns"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let vendored = strings(
+        &db,
+        "SELECT origin FROM drift_watch.contract_table WHERE source_name = 'vendored'",
+    )
+    .await;
+    assert!(vendored.is_empty(), "{vendored:?}");
+
+    // A second project beside it: pushing it keeps the first; forgetting it removes only its own.
+    let second = dir.join("second");
+    std::fs::create_dir_all(second.join("models")).unwrap();
+    std::fs::write(second.join("dbt_project.yml"), "name: finance\n").unwrap();
+    std::fs::write(
+        second.join("models/src.yml"),
+        "sources: [{name: ledger, tables: [{name: entries}]}]\n",
+    )
+    .unwrap();
+    let out = push("nt_layout", second.to_str().unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let projects = strings(
+        &db,
+        "SELECT DISTINCT split_part(origin, '/', 1) FROM drift_watch.contract_origin ORDER BY 1",
+    )
+    .await;
+    assert_eq!(projects, ["finance", "models", "shop_analytics"]);
+    let _ = std::fs::remove_dir_all(&dir);
 }
