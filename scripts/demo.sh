@@ -21,7 +21,7 @@ install_flags=(--release --pg-config "$PG_CONFIG")
 (cd extension && cargo pgrx install "${install_flags[@]}" >/dev/null)
 log "building drift-notifier"
 cargo build -q --release -p drift-notifier
-NOTIFIER=$PWD/target/release/drift-notifier
+NOTIFIER=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/drift-notifier
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/drift_watch-demo.XXXXXX")
 stop_all() { bash scripts/topology.sh down "$W"; }
