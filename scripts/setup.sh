@@ -7,7 +7,7 @@ set -euo pipefail
 
 PGRX_VERSION=0.18.0
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-cron
-          libclang-dev clang sudo pkg-config python3 systemd)
+          libclang-dev clang sudo pkg-config python3 python3-venv systemd openssl)
 
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -29,4 +29,15 @@ fi
 if ! grep -qs "pg15 *= *\"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
   log "cargo pgrx init --pg15 $PG_CONFIG"
   cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+fi
+
+# Real dbt, for the tests that need dbt's own output (a manifest from `dbt parse`), in a
+# virtualenv of its own. dbt-core 1.12 fetches a parser wheel from GitHub at install time, so
+# the 1.11 line is pinned (PyPI only).
+DBT_VENV=${DW_DBT_VENV:-$HOME/.cache/drift_watch/dbt-venv}
+if ! "$DBT_VENV/bin/dbt" --version 2>/dev/null | grep -q "installed: 1.11"; then
+  log "installing dbt-core 1.11 + dbt-postgres 1.9 into $DBT_VENV"
+  rm -rf "$DBT_VENV"
+  python3 -m venv "$DBT_VENV"
+  "$DBT_VENV/bin/pip" install -q --disable-pip-version-check "dbt-core~=1.11.0" "dbt-postgres~=1.9.0"
 fi
