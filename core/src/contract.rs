@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_saphyr::Spanned;
 
+use crate::diff::Change;
 use crate::{ident, jinja};
 
 /// A dbt properties file is a few hundred kilobytes in real projects; anything this large is a
@@ -43,8 +44,133 @@ pub struct Contract {
     pub tables: Vec<ContractTable>,
 }
 
+/// What a table's undocumented live columns (live, not in the contract) produce: dbt `meta:
+/// {drift_watch: {undocumented: ...}}` on a source or table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Undocumented {
+    /// Columns present when the table was first checked are `undocumented` (quiet); columns that
+    /// appear later are `added`.
+    #[default]
+    Baseline,
+    /// Every undocumented column is `added` (drift_watch's behaviour before policies).
+    Alert,
+    /// Columns present at the first check produce nothing; later arrivals are still `added`.
+    Ignore,
+}
+
+impl Undocumented {
+    pub const ALL: [Undocumented; 3] = [
+        Undocumented::Baseline,
+        Undocumented::Alert,
+        Undocumented::Ignore,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Undocumented::Baseline => "baseline",
+            Undocumented::Alert => "alert",
+            Undocumented::Ignore => "ignore",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|u| u.as_str() == s)
+    }
+}
+
+impl fmt::Display for Undocumented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of change kinds (one bit per [`Change`]): what a `drift_watch` `ignore:` drops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ChangeSet(u8);
+
+impl ChangeSet {
+    pub const EMPTY: ChangeSet = ChangeSet(0);
+    pub const ALL: ChangeSet = ChangeSet((1 << Change::ALL.len()) - 1);
+
+    const fn bit(c: Change) -> u8 {
+        1 << (c as u8)
+    }
+
+    pub fn contains(self, c: Change) -> bool {
+        self.0 & Self::bit(c) != 0
+    }
+
+    pub fn insert(&mut self, c: Change) {
+        self.0 |= Self::bit(c);
+    }
+
+    pub fn union(self, o: ChangeSet) -> ChangeSet {
+        ChangeSet(self.0 | o.0)
+    }
+
+    pub fn intersection(self, o: ChangeSet) -> ChangeSet {
+        ChangeSet(self.0 & o.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The kinds in the set, in the order of [`Change::ALL`] (`added` first).
+    pub fn names(self) -> Vec<&'static str> {
+        Change::ALL
+            .into_iter()
+            .filter(|c| self.contains(*c))
+            .map(Change::as_str)
+            .collect()
+    }
+
+    /// The set of the named kinds; `Err` says which name is not a change kind.
+    pub fn from_names<'a>(it: impl IntoIterator<Item = &'a str>) -> Result<ChangeSet, String> {
+        let mut set = ChangeSet::EMPTY;
+        for name in it {
+            match Change::parse(name) {
+                Some(c) => set.insert(c),
+                None => return Err(unknown_change_kind(name)),
+            }
+        }
+        Ok(set)
+    }
+}
+
+impl FromIterator<Change> for ChangeSet {
+    fn from_iter<I: IntoIterator<Item = Change>>(iter: I) -> Self {
+        let mut set = ChangeSet::EMPTY;
+        for c in iter {
+            set.insert(c);
+        }
+        set
+    }
+}
+
+fn unknown_change_kind(name: &str) -> String {
+    format!(
+        "unknown change kind {} (expected {})",
+        show(name),
+        Change::ALL.map(Change::as_str).join(", ")
+    )
+}
+
+/// A string quoted for a message, control characters escaped.
+fn show(text: &str) -> String {
+    format!("{:?}", text)
+}
+
+/// A table's drift_watch policy, source and table levels already merged (the table's
+/// `undocumented` over the source's; `ignore` the union of both).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TablePolicy {
+    pub undocumented: Undocumented,
+    pub ignore: ChangeSet,
+}
+
 /// One enabled source table, with names already resolved to what Postgres stores.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContractTable {
     pub source_name: String,
     /// The dbt table name (`source('src', '<this>')`).
@@ -54,18 +180,27 @@ pub struct ContractTable {
     pub schema: String,
     /// The relation name as Postgres stores it.
     pub identifier: String,
+    /// Whether dbt quotes the schema (`quoting: {schema: ...}`, true by default): when false,
+    /// `schema` is folded. Only explains a case-only mismatch; `schema` is what counts.
+    pub schema_quoted: bool,
+    /// Whether dbt quotes the identifier (`quoting: {identifier: ...}`, true by default).
+    pub identifier_quoted: bool,
     /// Empty when the table lists no columns: then only its existence is checked.
     pub columns: Vec<ContractColumn>,
+    /// `meta: {drift_watch: ...}` of the source and the table, merged.
+    pub policy: TablePolicy,
 }
 
 /// One documented column.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContractColumn {
     /// The column name as Postgres stores it.
     pub name: String,
     /// `data_type` exactly as written; canonicalised later by the server's type parser.
     pub data_type: Option<String>,
     pub quoted: bool,
+    /// The column's own `drift_watch` `ignore:` (the diff adds the table's).
+    pub ignore: ChangeSet,
 }
 
 /// A document that cannot become a contract, located as precisely as the input allows.
@@ -348,6 +483,7 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
                     name: ident::resolve(&raw, quoted),
                     data_type,
                     quoted,
+                    ignore: ChangeSet::EMPTY,
                 });
             }
             builder.push(
@@ -360,7 +496,10 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
                         &identifier_raw,
                         quoting.identifier.unwrap_or(false),
                     ),
+                    schema_quoted: quoting.schema.unwrap_or(false),
+                    identifier_quoted: quoting.identifier.unwrap_or(false),
                     columns: dedupe_columns(columns),
+                    policy: TablePolicy::default(),
                 },
                 Some(table.name.referenced.line()),
             )?;
@@ -740,6 +879,7 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
                 name: ident::resolve(&name, quoted),
                 data_type,
                 quoted,
+                ignore: ChangeSet::EMPTY,
             });
         }
         builder
@@ -750,7 +890,10 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
                     database,
                     schema: ident::resolve(&schema, quoting.schema.unwrap_or(false)),
                     identifier: ident::resolve(&identifier, quoting.identifier.unwrap_or(false)),
+                    schema_quoted: quoting.schema.unwrap_or(false),
+                    identifier_quoted: quoting.identifier.unwrap_or(false),
                     columns: dedupe_columns(columns),
+                    policy: TablePolicy::default(),
                 },
                 None,
             )

@@ -21,9 +21,22 @@ pub enum Change {
     Renamed,
     Retyped,
     Added,
+    /// A live column the contract does not list that was already there when the table was first
+    /// checked (or, without history, any such column).
+    Undocumented,
 }
 
 impl Change {
+    /// Every kind, in the order people write them (`ignore: [added, removed, ...]`).
+    pub const ALL: [Change; 6] = [
+        Change::Added,
+        Change::Removed,
+        Change::Retyped,
+        Change::Renamed,
+        Change::TableMissing,
+        Change::Undocumented,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Change::Added => "added",
@@ -31,7 +44,13 @@ impl Change {
             Change::Retyped => "retyped",
             Change::Renamed => "renamed",
             Change::TableMissing => "table_missing",
+            Change::Undocumented => "undocumented",
         }
+    }
+
+    /// The kind whose [`Change::as_str`] is `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
     }
 }
 
@@ -118,7 +137,51 @@ pub fn contract_fingerprint(table: &ContractTable) -> String {
 }
 
 /// The live relations that the contract names, keyed by (schema, relation) as stored.
-pub type LiveCatalog = HashMap<(String, String), LiveTable>;
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveCatalog {
+    pub tables: HashMap<(String, String), LiveTable>,
+    /// A contract relation (schema, identifier) that does not exist, mapped to the live relation
+    /// whose schema and name differ from it only in case (the `table_missing` detail names it).
+    pub case_variants: HashMap<(String, String), (String, String)>,
+}
+
+impl LiveCatalog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            tables: HashMap::with_capacity(capacity),
+            case_variants: HashMap::new(),
+        }
+    }
+
+    pub fn insert(&mut self, key: (String, String), table: LiveTable) -> Option<LiveTable> {
+        self.tables.insert(key, table)
+    }
+
+    pub fn get(&self, key: &(String, String)) -> Option<&LiveTable> {
+        self.tables.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.tables.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+}
+
+impl FromIterator<((String, String), LiveTable)> for LiveCatalog {
+    fn from_iter<I: IntoIterator<Item = ((String, String), LiveTable)>>(iter: I) -> Self {
+        Self {
+            tables: iter.into_iter().collect(),
+            case_variants: HashMap::new(),
+        }
+    }
+}
 
 /// A contract spelling as the server's type parser understood it, for a table in a schema.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,8 +16,8 @@ pub mod jinja;
 pub mod types;
 
 pub use contract::{
-    check_origin, parse_document, Contract, ContractColumn, ContractError, ContractTable,
-    DocumentKind,
+    check_origin, parse_document, ChangeSet, Contract, ContractColumn, ContractError,
+    ContractTable, DocumentKind, TablePolicy, Undocumented,
 };
 pub use diff::{
     check, contract_fingerprint, diff, Baseline, Baselines, Change, CheckOutcome, Delta,

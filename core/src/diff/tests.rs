@@ -5,7 +5,7 @@ fn col(name: &str, data_type: Option<&str>) -> ContractColumn {
     ContractColumn {
         name: name.into(),
         data_type: data_type.map(Into::into),
-        quoted: false,
+        ..Default::default()
     }
 }
 
@@ -17,6 +17,7 @@ fn table(name: &str, columns: Vec<ContractColumn>) -> ContractTable {
         schema: "public".into(),
         identifier: name.into(),
         columns,
+        ..Default::default()
     }
 }
 
