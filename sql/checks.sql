@@ -18,6 +18,9 @@ CREATE TABLE drift_watch.check_run (
     deltas_new      integer,
     deltas_resolved integer,
     deltas_open     integer,
+    -- Live columns the contract does not list, baselined at a table's first check: coverage,
+    -- shown in drift_watch.undocumented_columns, never announced.
+    deltas_undocumented integer,
     notified        boolean NOT NULL DEFAULT false
 );
 CREATE INDEX check_run_target_idx ON drift_watch.check_run (target, id DESC);
@@ -102,7 +105,8 @@ CREATE TABLE drift_watch.ignore_rule (
     schema_pattern text NOT NULL DEFAULT '%',
     table_pattern  text NOT NULL DEFAULT '%',
     column_pattern text NOT NULL DEFAULT '%',
-    change         text CHECK (change IN ('added', 'removed', 'retyped', 'renamed', 'table_missing')),
+    change         text CHECK (change IN ('added', 'removed', 'retyped', 'renamed', 'table_missing',
+                                          'undocumented')),
     note           text,
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -144,7 +148,7 @@ $$;
 -- Views a person reads.
 CREATE VIEW drift_watch.runs AS
 SELECT id AS run_id, NULLIF(target, '') AS target, started_at, finished_at, status, error,
-       sqlstate, deltas_found, deltas_new, deltas_resolved, deltas_open
+       sqlstate, deltas_found, deltas_new, deltas_resolved, deltas_open, deltas_undocumented
   FROM drift_watch.check_run
  ORDER BY id DESC;
 
@@ -152,15 +156,42 @@ CREATE VIEW drift_watch.open_deltas AS
 SELECT id AS delta_id, NULLIF(target, '') AS target, source_name, schema_name, table_name,
        column_name, change, contract_type, live_type, detail, first_seen_at, last_seen_at
   FROM drift_watch.delta
- WHERE resolved_run IS NULL
+ WHERE resolved_run IS NULL AND change <> 'undocumented'
  ORDER BY target, source_name, schema_name, table_name, column_name NULLS FIRST, change;
+
+-- Coverage: the live columns the contract does not document, known since the table's first
+-- check (its baseline). Not drift: a column that appears later is an `added` delta instead.
+CREATE VIEW drift_watch.undocumented_columns AS
+SELECT id AS delta_id, NULLIF(target, '') AS target, source_name, schema_name, table_name,
+       column_name, live_type, first_seen_at
+  FROM drift_watch.delta
+ WHERE resolved_run IS NULL AND change = 'undocumented'
+ ORDER BY target, schema_name, table_name, column_name;
+
+-- Per checked relation (as of its baseline): how many of its live columns the contract documents.
+CREATE VIEW drift_watch.coverage AS
+SELECT NULLIF(s.target, '') AS target, s.schema_name, s.identifier AS table_name,
+       c.source_names, cardinality(s.column_names) AS live_columns,
+       d.documented AS documented_columns,
+       cardinality(s.column_names) - d.documented AS undocumented_columns
+  FROM drift_watch.snapshot s
+  CROSS JOIN LATERAL (
+       SELECT string_agg(DISTINCT t.source_name, ', ') AS source_names,
+              array_agg(DISTINCT n) FILTER (WHERE n IS NOT NULL) AS names
+         FROM drift_watch.contract_table t
+         LEFT JOIN LATERAL unnest(t.column_names) AS n ON true
+        WHERE t.schema_name = s.schema_name AND t.identifier = s.identifier) c
+  CROSS JOIN LATERAL (
+       SELECT count(*)::integer AS documented FROM unnest(s.column_names) AS l
+        WHERE l = ANY (coalesce(c.names, '{}'))) d
+ ORDER BY 1, 2, 3;
 
 CREATE VIEW drift_watch.resolved_deltas AS
 SELECT id AS delta_id, NULLIF(target, '') AS target, source_name, schema_name, table_name,
        column_name, change, contract_type, live_type, detail, first_seen_at, last_seen_at,
        resolved_at
   FROM drift_watch.delta
- WHERE resolved_run IS NOT NULL
+ WHERE resolved_run IS NOT NULL AND change <> 'undocumented'
  ORDER BY resolved_at DESC, id;
 
 -- Failure text as it is stored and shown: the message, then the detail, without a Rust backtrace
@@ -278,7 +309,8 @@ BEGIN
            SET status = 'failed', finished_at = clock_timestamp(),
                error = drift_watch._clean_error(message, detail), sqlstate = state,
                deltas_open = (SELECT count(*) FROM drift_watch.delta d
-                               WHERE d.target = t AND d.resolved_run IS NULL),
+                               WHERE d.target = t AND d.resolved_run IS NULL
+                                 AND d.change <> 'undocumented'),
                notified = true
          WHERE id = run;
         -- Announce a failure once: when the previous run did not fail already.
@@ -551,8 +583,11 @@ GRANT USAGE ON SCHEMA drift_watch
 GRANT SELECT ON drift_watch.contract_origin, drift_watch.contract_table, drift_watch.contract,
                 drift_watch.ignore_rule
    TO drift_watch_checker;
-GRANT SELECT ON drift_watch.runs, drift_watch.open_deltas, drift_watch.resolved_deltas
+GRANT SELECT ON drift_watch.runs, drift_watch.open_deltas, drift_watch.resolved_deltas,
+                drift_watch.undocumented_columns, drift_watch.coverage
    TO drift_watch_checker, drift_watch_notifier;
+-- drift_diff compares with the stored baselines (what was there at a table's first check).
+GRANT SELECT ON drift_watch.snapshot TO drift_watch_checker;
 GRANT EXECUTE ON FUNCTION drift_watch.run_check(text), drift_watch._begin_check(text),
                           drift_watch._read_check(bigint), drift_watch._finish_check(bigint),
                           drift_watch.drift_diff(text), drift_watch._catalog_query(),

@@ -26,8 +26,19 @@ CREATE TABLE drift_watch.contract_table (
     column_names  text[] NOT NULL DEFAULT '{}',
     data_types    text[] NOT NULL DEFAULT '{}',     -- NULL element: no data_type documented
     quoted        boolean[] NOT NULL DEFAULT '{}',
+    -- Policy from the dbt project's `meta: {drift_watch: ...}` (source merged into table):
+    -- what a live column the contract does not list is, and which change kinds to drop.
+    undocumented  text NOT NULL DEFAULT 'baseline'
+                  CHECK (undocumented IN ('baseline', 'alert', 'ignore')),
+    ignore_changes text[] NOT NULL DEFAULT '{}',
+    -- Whether dbt quotes the schema / identifier (explains a case-only mismatch).
+    schema_quoted     boolean NOT NULL DEFAULT true,
+    identifier_quoted boolean NOT NULL DEFAULT true,
+    -- Per documented column: the change kinds its own meta ignores, comma-separated ('' none).
+    column_ignore text[] NOT NULL DEFAULT '{}',
     CHECK (cardinality(data_types) = cardinality(column_names)
-           AND cardinality(quoted) = cardinality(column_names)),
+           AND cardinality(quoted) = cardinality(column_names)
+           AND cardinality(column_ignore) IN (0, cardinality(column_names))),
     UNIQUE (origin, table_no),
     -- dbt itself refuses two definitions of source('s', 't'); so does the contract.
     CONSTRAINT contract_table_source_table_key UNIQUE (source_name, table_name)
@@ -42,10 +53,14 @@ SELECT pg_catalog.pg_extension_config_dump('drift_watch.contract_table_id_seq', 
 -- The contract as a person reads it: one row per documented column (or per table without any).
 CREATE VIEW drift_watch.contract AS
 SELECT t.origin, t.source_name, t.table_name, t.schema_name, t.identifier,
-       c.column_name, c.data_type, c.quoted
+       c.column_name, c.data_type, c.quoted, t.undocumented, t.ignore_changes,
+       NULLIF(c.ignore, '') AS column_ignore
 FROM drift_watch.contract_table t
-LEFT JOIN LATERAL unnest(t.column_names, t.data_types, t.quoted) WITH ORDINALITY
-          AS c(column_name, data_type, quoted, position) ON true
+LEFT JOIN LATERAL unnest(t.column_names, t.data_types, t.quoted,
+                         CASE WHEN cardinality(t.column_ignore) = 0
+                              THEN array_fill(''::text, ARRAY[cardinality(t.column_names)])
+                              ELSE t.column_ignore END) WITH ORDINALITY
+          AS c(column_name, data_type, quoted, ignore, position) ON true
 ORDER BY t.source_name, t.table_name, c.position;
 
 -- For `drift-notifier contract push` of a dbt project: files that moved or were deleted under the

@@ -168,6 +168,8 @@ pub struct CatalogQuery {
 ///   same oids and spellings on every server, so they are formatted once per distinct
 ///   (oid, typmod) in the audit database instead of once per column on the target;
 /// * kind 1 — a relation that exists: `ord`, and `reloid` = its `pg_class.oid`;
+/// * kind 3 — a relation that does not exist as named, but does under a name differing only in
+///   case (what quoting rules get wrong): `ord`, `name` = its relname, `spelling` = its schema;
 /// * kind 2 — a user type the contract names: probe `ord`, `typid` = its oid on the target and
 ///   `spelling` = its `format_type`, or NULLs when the target has no such type.
 ///
@@ -189,13 +191,21 @@ pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> Catalo
     let schemas = array_literal(relations.iter().map(|r| r.0.as_str()), "name");
     let names = array_literal(relations.iter().map(|r| r.1.as_str()), "name");
     let mut sql = format!(
-        "WITH rel AS MATERIALIZED ( \
+        "WITH want AS MATERIALIZED ( \
+           SELECT * FROM unnest({schemas}, {names}) WITH ORDINALITY AS w(nsp, rel, ord)), \
+         rel AS MATERIALIZED ( \
            SELECT w.ord, c.oid \
-             FROM unnest({schemas}, {names}) WITH ORDINALITY AS w(nsp, rel, ord) \
+             FROM want w \
              JOIN pg_namespace n ON n.nspname = w.nsp \
              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel \
                             AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) \
          SELECT 1, r.ord::int4, NULL, NULL, NULL, NULL, NULL, r.oid::int8 FROM rel r \
+         UNION ALL \
+         SELECT 3, w.ord::int4, NULL::int4, NULL::int8, NULL::int4, c.relname::text, n.nspname::text, NULL::int8 \
+           FROM (SELECT * FROM want w WHERE NOT EXISTS (SELECT 1 FROM rel r WHERE r.ord = w.ord)) w \
+           JOIN pg_namespace n ON lower(n.nspname) = lower(w.nsp) \
+           JOIN pg_class c ON c.relnamespace = n.oid AND lower(c.relname) = lower(w.rel) \
+                          AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
          UNION ALL \
          SELECT 0, r.ord::int4, a.attnum::int4, a.atttypid::int8, a.atttypmod, a.attname::text, \
                 CASE WHEN a.atttypid >= {FIRST_NORMAL_OID} THEN format_type(a.atttypid, a.atttypmod) END, \
@@ -332,6 +342,8 @@ struct LiveRows<'q> {
     /// Built-in (oid, typmod) pairs seen; spelled by `spell_builtin_types` after the read.
     builtin: HashMap<(u32, i32), Arc<str>>,
     probed: HashMap<TypeKey, ResolvedType>,
+    /// Missing relations that exist under a name differing only in case: (schema, name).
+    case_variants: Vec<(usize, (String, String))>,
 }
 
 impl<'q> LiveRows<'q> {
@@ -341,6 +353,7 @@ impl<'q> LiveRows<'q> {
             tables: vec![None; query.relations.len()],
             builtin: HashMap::new(),
             probed: HashMap::new(),
+            case_variants: Vec::new(),
         }
     }
 
@@ -392,6 +405,12 @@ impl<'q> LiveRows<'q> {
                 };
                 self.probed.insert(key, resolved);
             }
+            Some(3) => {
+                let rel = index(row.int4(1), self.tables.len())?;
+                if let (Some(name), Some(schema)) = (row.text(5), row.text(6)) {
+                    self.case_variants.push((rel, (schema, name)));
+                }
+            }
             _ => return Err(DriftError::Internal("unexpected catalog row kind")),
         }
         Ok(())
@@ -403,6 +422,11 @@ impl<'q> LiveRows<'q> {
     ) -> Result<(LiveCatalog, HashMap<TypeKey, ResolvedType>), DriftError> {
         let spelled = spell_builtin_types(client, self.builtin.keys())?;
         let mut catalog = LiveCatalog::with_capacity(self.tables.len());
+        for (rel, variant) in self.case_variants {
+            catalog
+                .case_variants
+                .insert(self.query.relations[rel].clone(), variant);
+        }
         for (key, table) in self.query.relations.iter().zip(self.tables) {
             if let Some(mut table) = table {
                 for column in &mut table.columns {

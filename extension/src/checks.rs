@@ -13,10 +13,12 @@ use crate::spi_rows;
 
 /// What a run recorded.
 struct Counts {
+    /// Drift found (undocumented columns are coverage, counted apart).
     found: i64,
     new: i64,
     resolved: i64,
     open: i64,
+    undocumented: i64,
 }
 
 pub fn record(
@@ -35,7 +37,7 @@ pub fn record(
     })
 }
 
-fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines, DriftError> {
+pub fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines, DriftError> {
     let mut out = Baselines::new();
     spi_rows::for_each(
         client,
@@ -205,15 +207,17 @@ fn record_deltas(
                       now(), now()
                  FROM found f
                 WHERE f.fingerprint NOT IN (SELECT fingerprint FROM seen)
-               RETURNING 1),
+               RETURNING change),
              gone AS (
                UPDATE drift_watch.delta d
                   SET resolved_run = $1, resolved_at = now()
                 WHERE d.target = $2 AND d.resolved_run IS NULL
                   AND d.fingerprint NOT IN (SELECT fingerprint FROM found)
-               RETURNING 1)
-             SELECT (SELECT count(*) FROM found), (SELECT count(*) FROM new),
-                    (SELECT count(*) FROM gone), (SELECT count(*) FROM seen)",
+               RETURNING d.change)
+             SELECT (SELECT count(*) FROM found WHERE change <> 'undocumented'),
+                    (SELECT count(*) FROM new WHERE change <> 'undocumented'),
+                    (SELECT count(*) FROM gone WHERE change <> 'undocumented'),
+                    (SELECT count(*) FROM found WHERE change = 'undocumented')",
             None,
             &[
                 run_id.into(),
@@ -231,12 +235,14 @@ fn record_deltas(
         )?
         .first();
     let count = |i: usize| -> Result<i64, DriftError> { Ok(table.get::<i64>(i)?.unwrap_or(0)) };
-    let (found, new, resolved, seen) = (count(1)?, count(2)?, count(3)?, count(4)?);
+    let (found, new, resolved, undocumented) = (count(1)?, count(2)?, count(3)?, count(4)?);
     Ok(Counts {
         found,
         new,
         resolved,
-        open: new + seen,
+        // Every drift found now is open after this run (new or seen again).
+        open: found,
+        undocumented,
     })
 }
 
@@ -253,7 +259,7 @@ fn announce(
             "WITH o AS (INSERT INTO drift_watch.outbox (run_id, kind, target)
                         VALUES ($1, 'new_deltas', $2) RETURNING id)
              UPDATE drift_watch.delta d SET announce_outbox_id = o.id FROM o
-              WHERE d.target = $2 AND d.first_seen_run = $1",
+              WHERE d.target = $2 AND d.first_seen_run = $1 AND d.change <> 'undocumented'",
             None,
             &[run_id.into(), target.into()],
         )?;
@@ -277,7 +283,8 @@ fn announce(
     client.update(
         "UPDATE drift_watch.check_run
             SET status = 'succeeded', finished_at = clock_timestamp(), deltas_found = $2,
-                deltas_new = $3, deltas_resolved = $4, deltas_open = $5, notified = $6
+                deltas_new = $3, deltas_resolved = $4, deltas_open = $5, notified = $6,
+                deltas_undocumented = $7
           WHERE id = $1",
         None,
         &[
@@ -287,6 +294,7 @@ fn announce(
             (counts.resolved as i32).into(),
             (counts.open as i32).into(),
             notify.into(),
+            (counts.undocumented as i32).into(),
         ],
     )?;
     if notify {

@@ -108,10 +108,22 @@ fn drift_diff(
         Some(name) => Target::Server(name),
         None => Target::Local,
     };
+    let key = match &target {
+        Target::Server(name) => *name,
+        Target::Local => "",
+    };
     let deltas = Spi::connect(|client| {
         let contract = store::read_contract(client)?;
         let live = catalog::read_live(client, &target, &contract)?;
-        Ok(diff(&contract, &live.catalog, &live.types))
+        // With the baselines of earlier checks, a live column the contract does not list is
+        // `added` only if it appeared after the table's first check (else `undocumented`), and
+        // renames are exact; without any, plain diff (every such column is `undocumented`).
+        let baselines = checks::read_baselines(client, key)?;
+        if baselines.is_empty() {
+            Ok(diff(&contract, &live.catalog, &live.types))
+        } else {
+            Ok(drift_watch_core::check(&contract, &live.catalog, &live.types, &baselines).deltas)
+        }
     })
     .or_report();
     TableIterator::new(deltas.into_iter().map(|d| {

@@ -66,6 +66,10 @@ impl Row<'_> {
     }
 
     /// A `boolean[]` column.
+    pub fn bool(&self, i: usize) -> Option<bool> {
+        (!self.nulls[i]).then(|| self.values[i].value() != 0)
+    }
+
     pub fn bool_array(&self, i: usize) -> Vec<Option<bool>> {
         // SAFETY: the column is `boolean[]` (checked in `for_each`); elements are by value.
         unsafe {
@@ -139,6 +143,7 @@ pub fn for_each(
                 pg_sys::INT4OID
                     | pg_sys::INT8OID
                     | pg_sys::TEXTOID
+                    | pg_sys::BOOLOID
                     | pg_sys::TEXTARRAYOID
                     | pg_sys::BOOLARRAYOID
                     | pg_sys::INT4ARRAYOID

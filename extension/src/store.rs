@@ -1,6 +1,8 @@
 //! The contract tables: writing a parsed document, reading the whole contract back.
 
-use drift_watch_core::{Contract, ContractColumn, ContractTable};
+use drift_watch_core::{
+    ChangeSet, Contract, ContractColumn, ContractTable, TablePolicy, Undocumented,
+};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
@@ -59,12 +61,23 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
         let databases: Vec<Option<&str>> = tables.iter().map(|t| t.database.as_deref()).collect();
         let schemas: Vec<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
         let identifiers: Vec<&str> = tables.iter().map(|t| t.identifier.as_str()).collect();
+        let undocumented: Vec<&str> = tables
+            .iter()
+            .map(|t| t.policy.undocumented.as_str())
+            .collect();
+        let ignore: Vec<String> = tables
+            .iter()
+            .map(|t| t.policy.ignore.names().join(","))
+            .collect();
+        let schema_quoted: Vec<bool> = tables.iter().map(|t| t.schema_quoted).collect();
+        let identifier_quoted: Vec<bool> = tables.iter().map(|t| t.identifier_quoted).collect();
 
         let mut col_table = Vec::new();
         let mut col_pos = Vec::new();
         let mut col_name = Vec::new();
         let mut col_type = Vec::new();
         let mut col_quoted = Vec::new();
+        let mut col_ignore = Vec::new();
         for (i, t) in tables.iter().enumerate() {
             for (j, c) in t.columns.iter().enumerate() {
                 col_table.push(i as i32 + 1);
@@ -72,6 +85,7 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
                 col_name.push(c.name.as_str());
                 col_type.push(c.data_type.as_deref());
                 col_quoted.push(c.quoted);
+                col_ignore.push(c.ignore.names().join(","));
             }
         }
 
@@ -79,17 +93,24 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
         client.update(
             "INSERT INTO drift_watch.contract_table
                     (origin, table_no, source_name, table_name, database_name, schema_name,
-                     identifier, column_names, data_types, quoted)
+                     identifier, column_names, data_types, quoted, undocumented, ignore_changes,
+                     schema_quoted, identifier_quoted, column_ignore)
              SELECT $1, t.table_no, t.source_name, t.table_name, t.database_name, t.schema_name,
                     t.identifier, COALESCE(c.names, '{}'), COALESCE(c.data_types, '{}'),
-                    COALESCE(c.quoted, '{}')
-               FROM unnest($2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-                    AS t(table_no, source_name, table_name, database_name, schema_name, identifier)
+                    COALESCE(c.quoted, '{}'), t.undocumented,
+                    COALESCE(string_to_array(NULLIF(t.ignore, ''), ','), '{}'),
+                    t.schema_quoted, t.identifier_quoted, COALESCE(c.ignore, '{}')
+               FROM unnest($2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                           $13::text[], $14::text[], $15::bool[], $16::bool[])
+                    AS t(table_no, source_name, table_name, database_name, schema_name, identifier,
+                         undocumented, ignore, schema_quoted, identifier_quoted)
                LEFT JOIN (SELECT table_no, array_agg(name ORDER BY pos) AS names,
                                  array_agg(data_type ORDER BY pos) AS data_types,
-                                 array_agg(quoted ORDER BY pos) AS quoted
-                            FROM unnest($8::int4[], $9::int4[], $10::text[], $11::text[], $12::bool[])
-                                 AS c(table_no, pos, name, data_type, quoted)
+                                 array_agg(quoted ORDER BY pos) AS quoted,
+                                 array_agg(ignore ORDER BY pos) AS ignore
+                            FROM unnest($8::int4[], $9::int4[], $10::text[], $11::text[], $12::bool[],
+                                        $17::text[])
+                                 AS c(table_no, pos, name, data_type, quoted, ignore)
                            GROUP BY table_no) c USING (table_no)",
             None,
             &[
@@ -105,6 +126,11 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
                 col_name.into(),
                 col_type.into(),
                 col_quoted.into(),
+                undocumented.into(),
+                ignore.into(),
+                schema_quoted.into(),
+                identifier_quoted.into(),
+                col_ignore.into(),
             ],
         )?;
         Ok(tables.len() as i32)
@@ -134,21 +160,31 @@ pub fn read_contract(client: &SpiClient<'_>) -> Result<Vec<ContractTable>, Drift
     spi_rows::for_each(
         client,
         "SELECT source_name, table_name, database_name, schema_name, identifier,
-                column_names, data_types, quoted
+                column_names, data_types, quoted, undocumented,
+                array_to_string(ignore_changes, ','), column_ignore, schema_quoted,
+                identifier_quoted
            FROM drift_watch.contract_table
           ORDER BY source_name, table_name",
         &[],
         |row| {
+            // Stored by this extension from parsed change names; an unknown one cannot occur.
+            let changes = |s: Option<String>| {
+                let s = s.unwrap_or_default();
+                ChangeSet::from_names(s.split(',').filter(|n| !n.is_empty())).unwrap_or_default()
+            };
+            let mut column_ignore = row.text_array(10).into_iter();
             let columns = row
                 .text_array(5)
                 .into_iter()
                 .zip(row.text_array(6))
                 .zip(row.bool_array(7))
                 .filter_map(|((name, data_type), quoted)| {
+                    let ignore = changes(column_ignore.next().flatten());
                     Some(ContractColumn {
                         name: name?,
                         data_type,
                         quoted: quoted.unwrap_or(false),
+                        ignore,
                     })
                 })
                 .collect();
@@ -159,6 +195,15 @@ pub fn read_contract(client: &SpiClient<'_>) -> Result<Vec<ContractTable>, Drift
                 schema: row.text(3).unwrap_or_default(),
                 identifier: row.text(4).unwrap_or_default(),
                 columns,
+                policy: TablePolicy {
+                    undocumented: row
+                        .text(8)
+                        .and_then(|u| Undocumented::parse(&u))
+                        .unwrap_or_default(),
+                    ignore: changes(row.text(9)),
+                },
+                schema_quoted: row.bool(11).unwrap_or(true),
+                identifier_quoted: row.bool(12).unwrap_or(true),
             });
             Ok(())
         },
