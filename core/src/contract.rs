@@ -3,8 +3,15 @@
 //! dbt's rules (see `shared/reference/dbt-sources.md`): a source's `schema` defaults to its
 //! `name`; a table's `identifier` overrides its `name`; `config: {enabled: false}` (or the older
 //! top-level `enabled: false`) removes a source or table; keys other than `sources:` and unknown
-//! keys anywhere are ignored. Names fold as Postgres folds unquoted identifiers unless quoting is
-//! asked for (`quoting:` on sources and tables, `quote: true` on columns).
+//! keys anywhere are ignored.
+//!
+//! Names are resolved exactly as dbt-postgres renders `source('s', 't')`: the schema and the
+//! identifier are quoted (kept exactly) unless `quoting: {schema: false}` / `{identifier: false}`
+//! on the table, or else the source, folds them (`quoting` under `config:` counts too, and wins);
+//! in a manifest, a `null` in the node's `quoting` is that default. Columns fold as Postgres folds
+//! unquoted identifiers unless the column has `quote: true`. Everything is cut at 63 bytes.
+//!
+//! drift_watch's own policy comes from `meta: {drift_watch: ...}` (see `policy`).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -16,6 +23,9 @@ use serde_saphyr::Spanned;
 
 use crate::diff::Change;
 use crate::{ident, jinja};
+
+mod policy;
+use policy::{Level, YamlMeta};
 
 /// A dbt properties file is a few hundred kilobytes in real projects; anything this large is a
 /// mistake (or an attack) and is refused before parsing.
@@ -336,6 +346,8 @@ struct YamlSource {
     #[serde(default)]
     enabled: Option<bool>,
     #[serde(default)]
+    meta: Option<YamlMeta>,
+    #[serde(default)]
     tables: Option<Vec<YamlTable>>,
 }
 
@@ -351,6 +363,8 @@ struct YamlTable {
     #[serde(default)]
     enabled: Option<bool>,
     #[serde(default)]
+    meta: Option<YamlMeta>,
+    #[serde(default)]
     columns: Option<Vec<YamlColumn>>,
 }
 
@@ -361,32 +375,62 @@ struct YamlColumn {
     data_type: Option<Spanned<String>>,
     #[serde(default)]
     quote: Option<bool>,
+    #[serde(default)]
+    meta: Option<YamlMeta>,
+    #[serde(default)]
+    config: Option<ColumnConfig>,
 }
 
+/// `quoting:` of a source or table. dbt-postgres quotes schema and identifier unless told not to
+/// (dbt-adapters `Policy()` is all true, `PostgresRelation` keeps it, and since dbt 1.8 the
+/// project-level `quoting:` does not reach sources). A `column` key exists in dbt's `Quoting`
+/// but does not decide how a source column is spelled: that is the column's own `quote`.
 #[derive(Deserialize, Default, Clone, Copy)]
 struct Quoting {
-    #[serde(default)]
-    database: Option<bool>,
     #[serde(default)]
     schema: Option<bool>,
     #[serde(default)]
     identifier: Option<bool>,
-    #[serde(default)]
-    column: Option<bool>,
+}
+
+impl Quoting {
+    /// `self` with each part `over` sets replaced.
+    fn overridden_by(self, over: Option<Quoting>) -> Quoting {
+        let over = over.unwrap_or_default();
+        Quoting {
+            schema: over.schema.or(self.schema),
+            identifier: over.identifier.or(self.identifier),
+        }
+    }
+
+    fn schema(self) -> bool {
+        self.schema.unwrap_or(true)
+    }
+
+    fn identifier(self) -> bool {
+        self.identifier.unwrap_or(true)
+    }
 }
 
 #[derive(Deserialize, Default)]
 struct Config {
     #[serde(default)]
     enabled: Option<bool>,
+    /// Newer dbt accepts `quoting` under `config:` too; it wins over the top-level one.
+    #[serde(default)]
+    quoting: Option<Quoting>,
+    #[serde(default)]
+    meta: Option<YamlMeta>,
 }
 
-fn enabled(config: &Option<Config>, legacy: Option<bool>) -> bool {
-    config
-        .as_ref()
-        .and_then(|c| c.enabled)
-        .or(legacy)
-        .unwrap_or(true)
+#[derive(Deserialize, Default)]
+struct ColumnConfig {
+    #[serde(default)]
+    meta: Option<YamlMeta>,
+}
+
+fn enabled(config: Option<bool>, legacy: Option<bool>) -> bool {
+    config.or(legacy).unwrap_or(true)
 }
 
 fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
@@ -420,7 +464,8 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
 
     let mut builder = Builder::new(origin);
     for source in file.sources.unwrap_or_default() {
-        if !enabled(&source.config, source.enabled) {
+        let mut source_config = source.config.unwrap_or_default();
+        if !enabled(source_config.enabled, source.enabled) {
             continue;
         }
         let source_name = render_name(origin, "sources[].name", "source name", &source.name)?;
@@ -443,9 +488,19 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
             }
             None => None,
         };
-        let source_quoting = source.quoting.unwrap_or_default();
+        let source_quoting = source
+            .quoting
+            .unwrap_or_default()
+            .overridden_by(source_config.quoting);
+        let source_policy = policy::yaml_part(
+            origin,
+            source.meta,
+            source_config.meta.take(),
+            Level::Source,
+        )?;
         for table in source.tables.unwrap_or_default() {
-            if !enabled(&table.config, table.enabled) {
+            let mut table_config = table.config.unwrap_or_default();
+            if !enabled(table_config.enabled, table.enabled) {
                 continue;
             }
             let key = format!("sources[{source_name}].tables[].name");
@@ -455,7 +510,11 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
                 Some(i) => render_name(origin, &format!("{key}.identifier"), "identifier", i)?,
                 None => table_name.clone(),
             };
-            let quoting = merge_quoting(source_quoting, table.quoting);
+            let quoting = source_quoting
+                .overridden_by(table.quoting)
+                .overridden_by(table_config.quoting);
+            let table_policy =
+                policy::yaml_part(origin, table.meta, table_config.meta.take(), Level::Table)?;
             let mut columns = Vec::new();
             for column in table.columns.unwrap_or_default() {
                 let raw = render_name(
@@ -464,7 +523,7 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
                     "column name",
                     &column.name,
                 )?;
-                let quoted = column.quote.or(quoting.column).unwrap_or(false);
+                let quoted = column.quote.unwrap_or(false);
                 let data_type = match &column.data_type {
                     Some(t) => {
                         // Checked before the surrounding whitespace is trimmed: `trim` would
@@ -479,11 +538,18 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
                     }
                     None => None,
                 };
+                let ignore = policy::yaml_part(
+                    origin,
+                    column.meta,
+                    column.config.and_then(|c| c.meta),
+                    Level::Column,
+                )?
+                .ignore();
                 columns.push(ContractColumn {
                     name: ident::resolve(&raw, quoted),
                     data_type,
                     quoted,
-                    ignore: ChangeSet::EMPTY,
+                    ignore,
                 });
             }
             builder.push(
@@ -491,15 +557,12 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
                     source_name: source_name.clone(),
                     table_name: table_name.clone(),
                     database: database.clone(),
-                    schema: ident::resolve(&schema_raw, quoting.schema.unwrap_or(false)),
-                    identifier: ident::resolve(
-                        &identifier_raw,
-                        quoting.identifier.unwrap_or(false),
-                    ),
-                    schema_quoted: quoting.schema.unwrap_or(false),
-                    identifier_quoted: quoting.identifier.unwrap_or(false),
+                    schema: ident::resolve(&schema_raw, quoting.schema()),
+                    identifier: ident::resolve(&identifier_raw, quoting.identifier()),
+                    schema_quoted: quoting.schema(),
+                    identifier_quoted: quoting.identifier(),
                     columns: dedupe_columns(columns),
-                    policy: TablePolicy::default(),
+                    policy: policy::table_policy(source_policy, table_policy),
                 },
                 Some(table.name.referenced.line()),
             )?;
@@ -552,16 +615,6 @@ fn check_spanned(
         Some(value.referenced.line()),
         Some(value.referenced.column()),
     )
-}
-
-fn merge_quoting(source: Quoting, table: Option<Quoting>) -> Quoting {
-    let table = table.unwrap_or_default();
-    Quoting {
-        database: table.database.or(source.database),
-        schema: table.schema.or(source.schema),
-        identifier: table.identifier.or(source.identifier),
-        column: table.column.or(source.column),
-    }
 }
 
 fn non_blank(s: String) -> Option<String> {
@@ -683,10 +736,25 @@ struct ManifestSource<'a> {
     database: Option<&'a RawValue>,
     #[serde(default)]
     quoting: Option<Quoting>,
-    #[serde(default)]
-    config: Option<Config>,
+    #[serde(default, borrow)]
+    config: Option<ManifestConfig<'a>>,
+    /// The source's `meta` (the table's is `meta`).
+    #[serde(default, borrow)]
+    source_meta: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    meta: Option<&'a RawValue>,
     #[serde(default, borrow)]
     columns: Option<Ordered<ManifestColumn<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+struct ManifestConfig<'a> {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    quoting: Option<Quoting>,
+    #[serde(default, borrow)]
+    meta: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -697,6 +765,10 @@ struct ManifestColumn<'a> {
     data_type: Option<&'a RawValue>,
     #[serde(default)]
     quote: Option<bool>,
+    #[serde(default, borrow)]
+    meta: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    config: Option<ManifestConfig<'a>>,
 }
 
 /// Decodes the JSON strings of one manifest source node and locates its errors.
@@ -846,7 +918,8 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
         if node.resource_type.as_deref().is_some_and(|t| t != "source") {
             continue;
         }
-        if !enabled(&node.config, None) {
+        let config = node.config.unwrap_or_default();
+        if !enabled(config.enabled, None) {
             continue;
         }
         let text = ManifestText {
@@ -865,11 +938,20 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
             Some(raw) => Some(text.string("database", raw)?),
             None => None,
         };
-        let quoting = node.quoting.unwrap_or_default();
+        // dbt has merged the source's and the table's quoting into the node's (null: default).
+        let quoting = node
+            .quoting
+            .unwrap_or_default()
+            .overridden_by(config.quoting);
+        let source_policy = policy::json_part(&text, &[node.source_meta], Level::Source)?;
+        let table_policy = policy::json_part(&text, &[node.meta, config.meta], Level::Table)?;
         let mut columns = Vec::new();
         for (_, column) in node.columns.map(|c| c.0).unwrap_or_default() {
             let name = text.string("column name", column.name)?;
-            let quoted = column.quote.or(quoting.column).unwrap_or(false);
+            let quoted = column.quote.unwrap_or(false);
+            let column_meta = column.config.and_then(|c| c.meta);
+            let ignore =
+                policy::json_part(&text, &[column.meta, column_meta], Level::Column)?.ignore();
             let data_type = match column.data_type {
                 // Checked before trimming, as for YAML.
                 Some(raw) => non_blank(text.string("data_type", raw)?),
@@ -879,7 +961,7 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
                 name: ident::resolve(&name, quoted),
                 data_type,
                 quoted,
-                ignore: ChangeSet::EMPTY,
+                ignore,
             });
         }
         builder
@@ -888,12 +970,12 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
                     source_name,
                     table_name,
                     database,
-                    schema: ident::resolve(&schema, quoting.schema.unwrap_or(false)),
-                    identifier: ident::resolve(&identifier, quoting.identifier.unwrap_or(false)),
-                    schema_quoted: quoting.schema.unwrap_or(false),
-                    identifier_quoted: quoting.identifier.unwrap_or(false),
+                    schema: ident::resolve(&schema, quoting.schema()),
+                    identifier: ident::resolve(&identifier, quoting.identifier()),
+                    schema_quoted: quoting.schema(),
+                    identifier_quoted: quoting.identifier(),
                     columns: dedupe_columns(columns),
-                    policy: TablePolicy::default(),
+                    policy: policy::table_policy(source_policy, table_policy),
                 },
                 None,
             )

@@ -11,7 +11,7 @@ fn realdata() -> String {
 }
 
 #[test]
-fn dbt_defaults_schema_identifier_and_folding() {
+fn dbt_defaults_schema_identifier_and_quoting() {
     let c = parse(
         r#"
 version: 2
@@ -39,17 +39,25 @@ sources:
     let orders = &c.tables[0];
     assert_eq!(orders.source_name, "App");
     assert_eq!(
-        orders.schema, "app",
-        "schema defaults to the source name, folded"
+        orders.schema, "App",
+        "schema defaults to the source name, quoted as dbt-postgres quotes it"
     );
-    assert_eq!(orders.identifier, "orders");
+    assert_eq!(
+        orders.identifier, "Orders",
+        "identifiers are quoted by default"
+    );
+    assert!(orders.schema_quoted && orders.identifier_quoted);
     assert_eq!(orders.database.as_deref(), Some("analytics"));
     assert!(orders.columns.is_empty());
     let customers = &c.tables[1];
     assert_eq!(customers.table_name, "customers");
-    assert_eq!(customers.identifier, "customer_v2");
+    assert_eq!(customers.identifier, "Customer_V2");
     let names: Vec<_> = customers.columns.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["id", "Email Address", "nick"]);
+    assert_eq!(
+        names,
+        ["id", "Email Address", "nick"],
+        "columns fold unless quote: true"
+    );
     assert_eq!(customers.columns[0].data_type.as_deref(), Some("INT"));
 }
 
@@ -118,8 +126,8 @@ sources:
 "#,
     )
     .unwrap();
-    assert_eq!(c.tables[0].schema, "core");
-    assert_eq!(c.tables[0].identifier, "t1");
+    assert_eq!(c.tables[0].schema, "Core");
+    assert_eq!(c.tables[0].identifier, "T1");
 
     let err = parse(
         r#"
@@ -226,7 +234,11 @@ fn manifest_sources_are_read_and_other_nodes_ignored() {
     assert_eq!(c.kind, DocumentKind::Manifest);
     assert_eq!(c.tables.len(), 1);
     let t = &c.tables[0];
-    assert_eq!((t.schema.as_str(), t.identifier.as_str()), ("app", "Users"));
+    assert_eq!(
+        (t.schema.as_str(), t.identifier.as_str()),
+        ("App", "Users"),
+        "null quoting is dbt's default: quoted"
+    );
     let cols: Vec<_> = t
         .columns
         .iter()
@@ -504,8 +516,8 @@ sources:
     .unwrap();
     let t = &c.tables[0];
     assert_eq!(t.source_name, "Größe 🦀");
-    assert_eq!(t.schema, "größe");
-    assert_eq!(t.identifier, "tabelle — ü");
+    assert_eq!(t.schema, "Größe");
+    assert_eq!(t.identifier, "Tabelle — ü");
     let names: Vec<_> = t.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
@@ -656,4 +668,496 @@ fn error_messages_never_carry_control_characters() {
     for shown in [jinja.to_string(), manifest.to_string()] {
         assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quoting as dbt-postgres applies it
+
+#[test]
+fn quoting_false_folds_table_level_wins_and_config_quoting_counts() {
+    let c = parse(
+        r#"
+sources:
+  - name: Sales
+    schema: Sales_Data
+    quoting: {schema: false, identifier: false}
+    tables:
+      - name: Orders
+      - name: Customers
+        quoting: {identifier: true}
+      - name: Items
+        config:
+          quoting: {identifier: true, schema: true}
+      - name: Notes
+        quoting: {identifier: true}
+        config: {quoting: {identifier: false}}
+        columns:
+          - name: Body
+          - name: Title
+            quote: true
+  - name: Newer
+    config: {quoting: {schema: false}}
+    quoting: {schema: true}
+    tables: [{name: Mixed}]
+"#,
+    )
+    .unwrap();
+    let rels: Vec<_> = c
+        .tables
+        .iter()
+        .map(|t| {
+            (
+                t.schema.as_str(),
+                t.identifier.as_str(),
+                t.schema_quoted,
+                t.identifier_quoted,
+            )
+        })
+        .collect();
+    assert_eq!(
+        rels,
+        [
+            ("sales_data", "orders", false, false),
+            ("sales_data", "Customers", false, true),
+            ("Sales_Data", "Items", true, true),
+            ("sales_data", "notes", false, false),
+            ("newer", "Mixed", false, true),
+        ]
+    );
+    let notes = &c.tables[3];
+    let cols: Vec<_> = notes.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        cols,
+        ["body", "Title"],
+        "source quoting never quotes columns"
+    );
+}
+
+#[test]
+fn a_quoting_column_key_does_not_quote_columns() {
+    // dbt's Quoting has a `column` key, but a source column's spelling is its own `quote`.
+    let c = parse(
+        "sources:\n  - name: s\n    quoting: {column: true}\n    tables:\n      - name: t\n        \
+         columns: [{name: CamelCase}]\n",
+    )
+    .unwrap();
+    assert_eq!(c.tables[0].columns[0].name, "camelcase");
+    assert_eq!(c.tables[0].identifier, "t");
+}
+
+#[test]
+fn quoted_identifiers_are_still_cut_at_63_bytes() {
+    let long = format!("Long{}", "x".repeat(70));
+    let c = parse(&format!(
+        "sources:\n  - name: s\n    tables:\n      - name: t\n        identifier: {long}\n"
+    ))
+    .unwrap();
+    assert_eq!(c.tables[0].identifier, long[..63]);
+}
+
+fn chinook_yaml() -> String {
+    let path = format!("{}/chinook/dbt_sources_chinook-pipeline.yml", realdata());
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+const CHINOOK_QUOTING: &str =
+    "    quoting:\n      database: true\n      schema: true\n      identifier: true\n";
+
+/// (schema, identifier, column names) of every table.
+fn relations(c: &Contract) -> Vec<(String, String, Vec<String>)> {
+    c.tables
+        .iter()
+        .map(|t| {
+            (
+                t.schema.clone(),
+                t.identifier.clone(),
+                t.columns.iter().map(|c| c.name.clone()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// A manifest with the tables of `yaml` (parsed with exact names), the given node `quoting`.
+fn manifest_like(yaml: &Contract, quoting: &str) -> String {
+    let mut sources = serde_json::Map::new();
+    for t in &yaml.tables {
+        let columns: serde_json::Map<String, serde_json::Value> = t
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    serde_json::json!({"name": c.name, "data_type": null, "quote": c.quoted}),
+                )
+            })
+            .collect();
+        sources.insert(
+            format!("source.chinook.{}.{}", t.source_name, t.table_name),
+            serde_json::json!({
+                "resource_type": "source", "source_name": t.source_name, "name": t.table_name,
+                "identifier": t.identifier, "schema": t.schema, "database": t.database,
+                "quoting": serde_json::from_str::<serde_json::Value>(quoting).unwrap(),
+                "config": {"enabled": true}, "meta": {}, "source_meta": {}, "columns": columns,
+            }),
+        );
+    }
+    serde_json::json!({"metadata": {}, "nodes": {}, "sources": sources}).to_string()
+}
+
+#[test]
+fn the_real_chinook_sources_resolve_to_pascal_case_relations_as_dbt_postgres_does() {
+    let text = chinook_yaml();
+    assert!(text.contains(CHINOOK_QUOTING), "the file's quoting block");
+    let quoted = parse_document("chinook.yml", &text).unwrap();
+    let rels = relations(&quoted);
+    assert_eq!(rels.len(), 11);
+    assert_eq!(
+        rels[0],
+        (
+            "chinook".into(),
+            "Artist".into(),
+            vec!["ArtistId".into(), "Name".into()]
+        )
+    );
+    assert!(rels
+        .iter()
+        .all(|(_, identifier, _)| identifier.starts_with(|c: char| c.is_ascii_uppercase())));
+
+    // Without the block: dbt-postgres quotes by default, so nothing changes.
+    let unquoted = parse_document("chinook.yml", &text.replace(CHINOOK_QUOTING, "")).unwrap();
+    assert_eq!(relations(&unquoted), rels);
+
+    // `identifier: false` folds the identifiers (only them).
+    let folding = text.replace(CHINOOK_QUOTING, "    quoting:\n      identifier: false\n");
+    let folded = parse_document("chinook.yml", &folding).unwrap();
+    let expected: Vec<_> = rels
+        .iter()
+        .map(|(s, i, cols)| (s.clone(), i.to_ascii_lowercase(), cols.clone()))
+        .collect();
+    assert_eq!(relations(&folded), expected);
+    assert_eq!(folded.tables[1].identifier, "album");
+
+    // A manifest with the same settings agrees (null: dbt's default).
+    for (quoting, yaml) in [
+        (
+            r#"{"database": true, "schema": true, "identifier": true, "column": null}"#,
+            &quoted,
+        ),
+        (
+            r#"{"database": null, "schema": null, "identifier": null, "column": null}"#,
+            &unquoted,
+        ),
+        (
+            r#"{"database": null, "schema": null, "identifier": false, "column": null}"#,
+            &folded,
+        ),
+    ] {
+        let manifest = parse_document("manifest.json", &manifest_like(&quoted, quoting)).unwrap();
+        // (serde_json's map orders nodes and columns by key, so compare as sets.)
+        let sorted = |c: &Contract| {
+            let mut rels = relations(c);
+            rels.iter_mut().for_each(|r| r.2.sort());
+            rels.sort();
+            rels
+        };
+        let (got, want) = (sorted(&manifest), sorted(yaml));
+        assert_eq!(got, want, "{quoting}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// drift_watch policy in dbt meta
+
+#[test]
+fn policy_meta_on_source_table_and_column_merges_down() {
+    let c = parse(
+        r#"
+sources:
+  - name: app
+    meta:
+      owner: data-team
+      drift_watch: {undocumented: alert, ignore: [retyped]}
+    tables:
+      - name: plain
+      - name: quiet
+        meta:
+          drift_watch: {undocumented: ignore}
+        config:
+          meta:
+            drift_watch: {ignore: [added]}
+        columns:
+          - name: id
+          - name: payload
+            meta: {drift_watch: {ignore: [removed]}}
+            config: {meta: {drift_watch: {ignore: true}}}
+          - name: note
+            config:
+              meta:
+                drift_watch:
+                  ignore: [renamed, retyped]
+  - name: other
+    config:
+      meta: {drift_watch: {undocumented: baseline}}
+    meta: {drift_watch: {undocumented: ignore, ignore: [table_missing]}}
+    tables: [{name: t}]
+  - name: defaults
+    tables: [{name: t, meta: {owner: x, drift_watch: {}}}]
+"#,
+    )
+    .unwrap();
+    let policy = |i: usize| {
+        let p = &c.tables[i].policy;
+        (p.undocumented, p.ignore.names())
+    };
+    assert_eq!(policy(0), (Undocumented::Alert, vec!["retyped"]));
+    assert_eq!(
+        policy(1),
+        (Undocumented::Ignore, vec!["added", "retyped"]),
+        "the table's undocumented wins; ignore sets add up"
+    );
+    assert_eq!(
+        policy(2),
+        (Undocumented::Baseline, vec!["table_missing"]),
+        "config.meta wins key by key over meta"
+    );
+    assert_eq!(policy(3), (Undocumented::Baseline, vec![]));
+    let ignores: Vec<_> = c.tables[1]
+        .columns
+        .iter()
+        .map(|c| c.ignore.names())
+        .collect();
+    assert_eq!(
+        ignores,
+        [vec![], ChangeSet::ALL.names(), vec!["retyped", "renamed"]],
+        "a column's ignore is its own; config.meta's replaces meta's"
+    );
+}
+
+/// The error of `doc`, with its position checked against where `needle` starts.
+fn yaml_error_at(doc: &str, needle: &str) -> String {
+    let err = parse(doc).unwrap_err();
+    let (line, column) = position_of(doc, needle);
+    assert_eq!(
+        (err.line, err.column),
+        (Some(line), Some(column)),
+        "{err} (expected at {needle:?})"
+    );
+    err.to_string()
+}
+
+#[test]
+fn a_bad_drift_watch_key_value_or_change_kind_is_an_error_at_its_position() {
+    let doc = "sources:\n  - name: x\n    tables:\n      - name: t\n        meta:\n          \
+               drift_watch:\n            undocumneted: alert\n";
+    assert_eq!(
+        yaml_error_at(doc, "undocumneted"),
+        "models/sources.yml:7:13: unknown drift_watch meta key \"undocumneted\" (expected \
+         undocumented, ignore)"
+    );
+
+    let doc = "sources:\n  - name: x\n    meta: {drift_watch: {undocumented: alrt}}\n    \
+               tables: [{name: t}]\n";
+    assert_eq!(
+        yaml_error_at(doc, "alrt"),
+        "models/sources.yml:3:40: drift_watch undocumented must be baseline, alert or ignore, \
+         not \"alrt\""
+    );
+
+    let doc = "sources:\n  - name: x\n    tables:\n      - name: t\n        config:\n          \
+               meta:\n            drift_watch:\n              ignore:\n                - added\n\
+               \x20               - adedd\n";
+    assert_eq!(
+        yaml_error_at(doc, "adedd"),
+        "models/sources.yml:10:19: unknown change kind \"adedd\" in drift_watch ignore \
+         (expected added, removed, retyped, renamed, table_missing, undocumented)"
+    );
+
+    let column = |meta: &str| {
+        format!(
+            "sources:\n  - name: x\n    tables:\n      - name: t\n        columns:\n          \
+             - name: c\n            meta: {meta}\n"
+        )
+    };
+    let err = yaml_error_at(
+        &column("{drift_watch: {undocumented: alert}}"),
+        "undocumented",
+    );
+    assert!(
+        err.ends_with(
+            "drift_watch meta key \"undocumented\" applies to sources and tables, not columns \
+             (expected ignore)"
+        ),
+        "{err}"
+    );
+    let err = yaml_error_at(&column("{drift_watch: {ignore: added}}"), "added");
+    assert!(
+        err.ends_with(
+            "drift_watch ignore must be true or a list of change kinds (added, \
+                       removed, retyped, renamed, table_missing, undocumented), not \"added\""
+        ),
+        "{err}"
+    );
+    let err = yaml_error_at(&column("{drift_watch: {ignore: [added, 3]}}"), "3]");
+    assert!(
+        err.ends_with(
+            "drift_watch ignore must list change kinds (added, removed, retyped, \
+                       renamed, table_missing, undocumented), not a number"
+        ),
+        "{err}"
+    );
+    let err = yaml_error_at(&column("{drift_watch: [ignore]}"), "[ignore]");
+    assert!(
+        err.ends_with("meta drift_watch must be a mapping (keys ignore), not a list"),
+        "{err}"
+    );
+    let err = yaml_error_at(&column("{drift_watch: {quiet: true}}"), "quiet");
+    assert!(
+        err.ends_with("unknown drift_watch meta key \"quiet\" (expected ignore)"),
+        "{err}"
+    );
+    // Other meta keys are the project's own business.
+    let c = parse(&column(
+        "{owner: x, drift_watch: {ignore: false}, quiet: [1]}",
+    ))
+    .unwrap();
+    assert!(c.tables[0].columns[0].ignore.is_empty());
+}
+
+#[test]
+fn drift_watch_meta_of_a_disabled_source_is_not_read() {
+    let c = parse(
+        "sources:\n  - name: off\n    config: {enabled: false}\n    meta: {drift_watch: {bad: 1}}\n    \
+         tables: [{name: t}]\n",
+    )
+    .unwrap();
+    assert!(c.tables.is_empty());
+}
+
+/// A one-line manifest with one source table; `node` is spliced into its node object.
+fn manifest_node(node: &str) -> String {
+    format!(
+        r#"{{"metadata": {{}}, "nodes": {{}}, "sources": {{"source.p.app.users": {{"resource_type": "source", "source_name": "app", "name": "users", "schema": "app", {node}}}}}}}"#
+    )
+}
+
+#[test]
+fn manifest_policy_reads_source_meta_meta_config_meta_and_column_meta() {
+    let doc = manifest_node(
+        r#""source_meta": {"drift_watch": {"undocumented": "alert", "ignore": ["retyped"]}, "owner": "x"},
+           "meta": {"drift_watch": {"undocumented": "ignore", "ignore": ["removed"]}},
+           "config": {"enabled": true, "meta": {"drift_watch": {"ignore": ["added"]}}},
+           "columns": {
+             "a": {"name": "a", "meta": {"drift_watch": {"ignore": true}}},
+             "b": {"name": "b", "meta": {}, "config": {"meta": {"drift_watch": {"ignore": ["renamed"]}}}},
+             "c": {"name": "c", "meta": null}
+           }"#,
+    );
+    let c = parse_document("m.json", &doc).unwrap();
+    let t = &c.tables[0];
+    assert_eq!(t.policy.undocumented, Undocumented::Ignore);
+    assert_eq!(
+        t.policy.ignore.names(),
+        ["added", "retyped"],
+        "config.meta's ignore replaces meta's, then the source's is added"
+    );
+    let ignores: Vec<_> = t.columns.iter().map(|c| c.ignore.names()).collect();
+    assert_eq!(ignores, [ChangeSet::ALL.names(), vec!["renamed"], vec![]]);
+
+    // The YAML that dbt compiled this from gives the same contract.
+    let yaml = parse(
+        r#"
+sources:
+  - name: app
+    meta: {owner: x, drift_watch: {undocumented: alert, ignore: [retyped]}}
+    tables:
+      - name: users
+        meta: {drift_watch: {undocumented: ignore, ignore: [removed]}}
+        config: {meta: {drift_watch: {ignore: [added]}}}
+        columns:
+          - {name: a, meta: {drift_watch: {ignore: true}}}
+          - {name: b, config: {meta: {drift_watch: {ignore: [renamed]}}}}
+          - {name: c}
+"#,
+    )
+    .unwrap();
+    assert_eq!(yaml.tables[0].policy, t.policy);
+    assert_eq!(yaml.tables[0].columns, t.columns);
+}
+
+#[test]
+fn manifest_policy_errors_are_located_in_the_json() {
+    let doc = manifest_node(r#""meta": {"drift_watch": {"undocumneted": "alert"}}"#);
+    let err = parse_document("m.json", &doc).unwrap_err();
+    let (line, column) = position_of(&doc, r#""undocumneted""#);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "m.json:{line}:{column}: unknown drift_watch meta key \"undocumneted\" (expected \
+             undocumented, ignore) (source.p.app.users)"
+        )
+    );
+
+    let doc = manifest_node(r#""source_meta": {"drift_watch": {"undocumented": "loud"}}"#);
+    let err = parse_document("m.json", &doc).unwrap_err();
+    let (_, column) = position_of(&doc, r#""loud""#);
+    assert_eq!((err.line, err.column), (Some(1), Some(column)), "{err}");
+    assert!(err.message.contains("not \"loud\""), "{err}");
+
+    // Multi-line, inside a column's config.meta, an escaped key before it.
+    let doc = "{\"nodes\": {}, \"sources\": {\"source.p.app.users\": {\"source_name\": \"app\",\n \
+               \"name\": \"users\", \"schema\": \"app\", \"columns\": {\"c\": {\"name\": \"c\",\n  \
+               \"config\": {\"meta\": {\"drift_watch\": {\"ignore\" :\n   [\"added\", \"gone\"]}}}}}}}}";
+    let err = parse_document("m.json", doc).unwrap_err();
+    assert_eq!((err.line, err.column), (Some(4), Some(14)), "{err}");
+    assert!(
+        err.message
+            .starts_with("unknown change kind \"gone\" in drift_watch ignore"),
+        "{err}"
+    );
+    let doc = doc.replace(r#""ignore" :"#, r#""ig\"nore" :"#);
+    let err = parse_document("m.json", &doc).unwrap_err();
+    assert_eq!((err.line, err.column), (Some(3), Some(39)), "{err}");
+    assert!(
+        err.message
+            .starts_with(r#"unknown drift_watch meta key "ig\"nore" (expected ignore)"#),
+        "{err}"
+    );
+    let doc = manifest_node(r#""meta": {"drift_watch": "alert"}"#);
+    let err = parse_document("m.json", &doc).unwrap_err();
+    assert!(
+        err.message.starts_with(
+            "meta drift_watch must be a mapping (keys undocumented, ignore), not a string"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn change_sets_and_undocumented_round_trip_their_names() {
+    assert_eq!(ChangeSet::ALL.names().len(), Change::ALL.len());
+    for c in Change::ALL {
+        assert_eq!(Change::parse(c.as_str()), Some(c));
+        let set = ChangeSet::from_names([c.as_str()]).unwrap();
+        assert!(set.contains(c) && !set.is_empty());
+        assert_eq!(set.names(), [c.as_str()]);
+    }
+    let set = ChangeSet::from_names(["undocumented", "added"]).unwrap();
+    assert_eq!(set.names(), ["added", "undocumented"]);
+    assert_eq!(set.union(ChangeSet::EMPTY), set);
+    assert_eq!(set.union(ChangeSet::ALL), ChangeSet::ALL);
+    assert!(ChangeSet::EMPTY.is_empty());
+    assert_eq!(
+        ChangeSet::from_names(["added", "nope"]).unwrap_err(),
+        "unknown change kind \"nope\" (expected added, removed, retyped, renamed, \
+         table_missing, undocumented)"
+    );
+    for u in [
+        Undocumented::Baseline,
+        Undocumented::Alert,
+        Undocumented::Ignore,
+    ] {
+        assert_eq!(Undocumented::parse(u.as_str()), Some(u));
+    }
+    assert_eq!(Undocumented::default(), Undocumented::Baseline);
+    assert_eq!(Undocumented::parse("Alert"), None);
 }
