@@ -7,11 +7,13 @@
 //! documented column is missing and exactly one undocumented column of the same type arrived in
 //! the same table, that is one `renamed` delta rather than a removed + added pair.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::contract::{ContractColumn, ContractTable};
+use crate::contract::{ChangeSet, ContractColumn, ContractTable, TablePolicy, Undocumented};
+use crate::ident;
 
 /// One delta kind; the text form is part of the SQL interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -119,6 +121,13 @@ pub struct CheckOutcome {
 
 /// A stable fingerprint of a contract entry's columns (names, types, quoting): when it changes,
 /// the contract has been edited for that table. FNV-1a, so it is the same in every build.
+///
+/// The drift_watch policy (`undocumented`, `ignore`, table or column) is deliberately left out:
+/// the fingerprint decides when a baseline is retaken, and a baseline records what the relation
+/// looked like, which a policy edit does not change. Retaking it on a policy edit would turn every
+/// column that appeared since the first check (`added`) into one "already there"
+/// (`undocumented`), silently, just because someone set `ignore: [retyped]`. (For the same reason
+/// a relation named by several sources is fingerprinted on its merged columns only.)
 pub fn contract_fingerprint(table: &ContractTable) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
@@ -234,15 +243,20 @@ impl Extend<(TypeKey, ResolvedType)> for TypeMap {
     }
 }
 
-/// Compares every contract table with the catalog read. Deterministic order: by source, schema,
-/// table, then column (table-level rows first).
+/// Compares every contract relation with the catalog read. Deterministic order: by source,
+/// schema, table, then column (table-level rows first).
+///
+/// Without history, every live column the contract does not list is `undocumented` (or `added`
+/// under `undocumented: alert`, nothing under `undocumented: ignore`).
 pub fn diff(contract: &[ContractTable], live: &LiveCatalog, types: &TypeMap) -> Vec<Delta> {
     compare(contract, live, types, None).deltas
 }
 
 /// [`diff`], made exact by baselines: a documented column whose attnum now carries another name
 /// is `renamed` (whatever the counts and types), and a documented column without `data_type`
-/// whose type changed since the baseline is `retyped`. Returns the baselines to store.
+/// whose type changed since the baseline is `retyped`; a live column the contract does not list
+/// is `undocumented` if the baseline has it (or there is no baseline yet: the first check) and
+/// `added` if it appeared after the baseline. Returns the baselines to store, one per relation.
 pub fn check(
     contract: &[ContractTable],
     live: &LiveCatalog,
@@ -250,6 +264,150 @@ pub fn check(
     baselines: &Baselines,
 ) -> CheckOutcome {
     compare(contract, live, types, Some(baselines))
+}
+
+/// The contract with one entry per relation (schema, identifier), in the order relations first
+/// appear. A relation named by several sources (`source('a', 't')` and `source('b', 't')` on the
+/// same table) becomes one entry, its entries taken in (source, table) name order:
+///
+/// * `source_name`: the distinct source names, sorted, joined with ", "; `table_name`, the
+///   database and the quoting flags are the first entry's;
+/// * columns: the union by name, in order of first appearance; `data_type` is the first one
+///   given; `quoted` the first entry's;
+/// * policy: the most alerting `undocumented` (alert, then baseline, then ignore), and only what
+///   every entry ignores: the table-level `ignore` is the intersection of the entries' sets, and a
+///   column's is the intersection, over the entries that list the column, of that entry's table
+///   and column sets. A delta is dropped only if every source that would report it drops it.
+///
+/// Entries naming a relation once are returned unchanged.
+pub fn merge_relations(contract: &[ContractTable]) -> Vec<ContractTable> {
+    relations(contract)
+        .into_iter()
+        .map(|r| r.table.into_owned())
+        .collect()
+}
+
+/// One relation the contract names.
+struct Relation<'a> {
+    /// The (merged) entry; `source_name` lists every source naming the relation.
+    table: Cow<'a, ContractTable>,
+    /// Every `source('s', 't')` naming it, as (source, table).
+    names: Vec<(&'a str, &'a str)>,
+}
+
+fn relations(contract: &[ContractTable]) -> Vec<Relation<'_>> {
+    let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(contract.len());
+    let mut groups: Vec<Vec<&ContractTable>> = Vec::with_capacity(contract.len());
+    for table in contract {
+        let key = (table.schema.as_str(), table.identifier.as_str());
+        match index.get(&key) {
+            Some(&at) => groups[at].push(table),
+            None => {
+                index.insert(key, groups.len());
+                groups.push(vec![table]);
+            }
+        }
+    }
+    groups
+        .into_iter()
+        .map(|mut group| {
+            if let [table] = group.as_slice() {
+                return Relation {
+                    table: Cow::Borrowed(*table),
+                    names: vec![(table.source_name.as_str(), table.table_name.as_str())],
+                };
+            }
+            group.sort_by(|a, b| {
+                (&a.source_name, &a.table_name).cmp(&(&b.source_name, &b.table_name))
+            });
+            Relation {
+                table: Cow::Owned(merge(&group)),
+                names: group
+                    .iter()
+                    .map(|t| (t.source_name.as_str(), t.table_name.as_str()))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// How loudly an `undocumented` policy reports: the louder wins a merge.
+fn loudness(u: Undocumented) -> u8 {
+    match u {
+        Undocumented::Ignore => 0,
+        Undocumented::Baseline => 1,
+        Undocumented::Alert => 2,
+    }
+}
+
+/// See [`merge_relations`]; `entries` are sorted and name one relation.
+fn merge(entries: &[&ContractTable]) -> ContractTable {
+    let first = entries[0];
+    let mut sources: Vec<&str> = entries.iter().map(|t| t.source_name.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let mut columns: Vec<ContractColumn> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for entry in entries {
+        for column in &entry.columns {
+            let ignore = entry.policy.ignore.union(column.ignore);
+            match at.get(column.name.as_str()) {
+                Some(&i) => {
+                    let merged = &mut columns[i];
+                    if merged.data_type.is_none() {
+                        merged.data_type.clone_from(&column.data_type);
+                    }
+                    merged.ignore = merged.ignore.intersection(ignore);
+                }
+                None => {
+                    at.insert(column.name.as_str(), columns.len());
+                    columns.push(ContractColumn {
+                        ignore,
+                        ..column.clone()
+                    });
+                }
+            }
+        }
+    }
+    let policy = TablePolicy {
+        undocumented: entries
+            .iter()
+            .map(|t| t.policy.undocumented)
+            .max_by_key(|u| loudness(*u))
+            .unwrap_or_default(),
+        ignore: entries
+            .iter()
+            .fold(ChangeSet::ALL, |set, t| set.intersection(t.policy.ignore)),
+    };
+    ContractTable {
+        source_name: sources.join(", "),
+        columns,
+        policy,
+        ..first.clone()
+    }
+}
+
+/// What the check knows about a relation's past: which live columns were already there.
+enum History<'a> {
+    /// No baseline (an ad-hoc diff, or the relation's first check): every column was there.
+    None,
+    /// The applicable baseline: renames and retypes are exact, columns compare by attnum.
+    Exact(&'a Baseline),
+    /// A baseline about to be retaken because the contract entry changed (same relation):
+    /// attnums still identify columns.
+    SameRelation(&'a Baseline),
+    /// A baseline of a relation dropped and re-created under the same name: only names carry
+    /// over.
+    Recreated(&'a Baseline),
+}
+
+impl<'a> History<'a> {
+    fn exact(&self) -> Option<&'a Baseline> {
+        match self {
+            History::Exact(b) => Some(b),
+            _ => None,
+        }
+    }
 }
 
 /// Both of the above; `None`: no history, and no baselines to take (an ad-hoc diff).
@@ -260,44 +418,70 @@ fn compare(
     baselines: Option<&Baselines>,
 ) -> CheckOutcome {
     let mut out = CheckOutcome::default();
-    for table in contract {
+    for relation in relations(contract) {
+        let table = relation.table.as_ref();
         let key = (table.schema.clone(), table.identifier.clone());
         let Some(live_table) = live.get(&key) else {
-            out.deltas.push(Delta {
-                source_name: table.source_name.clone(),
-                schema_name: table.schema.clone(),
-                table_name: table.identifier.clone(),
-                column_name: None,
-                change: Change::TableMissing,
-                contract_type: None,
-                live_type: None,
-                detail: Some(format!(
-                    "no table, view or foreign table {}.{} (dbt source('{}', '{}'))",
-                    table.schema, table.identifier, table.source_name, table.table_name
-                )),
-                renamed_from: None,
-            });
+            if !table.policy.ignore.contains(Change::TableMissing) {
+                out.deltas.push(Delta {
+                    source_name: table.source_name.clone(),
+                    schema_name: table.schema.clone(),
+                    table_name: table.identifier.clone(),
+                    column_name: None,
+                    change: Change::TableMissing,
+                    contract_type: None,
+                    live_type: None,
+                    detail: Some(missing_detail(
+                        table,
+                        &relation.names,
+                        live.case_variants.get(&key),
+                    )),
+                    renamed_from: None,
+                });
+            }
             continue;
         };
-        let mut baseline = None;
+        let mut history = History::None;
+        let mut retake = None;
         if let Some(baselines) = baselines {
             let fingerprint = contract_fingerprint(table);
-            baseline = baselines
-                .get(&key)
-                .filter(|b| b.rel_oid == live_table.oid && b.contract_fingerprint == fingerprint);
-            if baseline.is_none() {
-                out.baselines.push((
-                    key,
-                    Baseline {
-                        rel_oid: live_table.oid,
-                        contract_fingerprint: fingerprint,
-                        columns: live_table.columns.clone(),
-                    },
-                ));
+            history = match baselines.get(&key) {
+                None => History::None,
+                Some(b) if b.rel_oid != live_table.oid => History::Recreated(b),
+                Some(b) if b.contract_fingerprint != fingerprint => History::SameRelation(b),
+                Some(b) => History::Exact(b),
+            };
+            if !matches!(history, History::Exact(_)) {
+                retake = Some(fingerprint);
             }
         }
+        // Attnums of the columns that appeared after the baseline: a retaken baseline leaves them
+        // out, so that they stay `added` (a contract edit is no reason to forget they are new).
+        let mut appeared = HashSet::new();
         if !table.columns.is_empty() {
-            diff_columns(table, live_table, types, baseline, &mut out.deltas);
+            diff_columns(
+                table,
+                live_table,
+                types,
+                &history,
+                &mut out.deltas,
+                &mut appeared,
+            );
+        }
+        if let Some(fingerprint) = retake {
+            out.baselines.push((
+                key,
+                Baseline {
+                    rel_oid: live_table.oid,
+                    contract_fingerprint: fingerprint,
+                    columns: live_table
+                        .columns
+                        .iter()
+                        .filter(|c| !appeared.contains(&c.attnum))
+                        .cloned()
+                        .collect(),
+                },
+            ));
         }
     }
     out.deltas.sort_by(|a, b| {
@@ -317,6 +501,98 @@ fn compare(
             ))
     });
     out
+}
+
+/// `source('a', 't'), source('b', 't')`
+fn source_calls(names: &[(&str, &str)]) -> String {
+    names
+        .iter()
+        .map(|(s, t)| format!("source('{s}', '{t}')"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `table_missing` detail; with a live relation differing only in case, what dbt will query,
+/// what the database has, why they differ and what to change.
+fn missing_detail(
+    table: &ContractTable,
+    names: &[(&str, &str)],
+    case_variant: Option<&(String, String)>,
+) -> String {
+    let calls = source_calls(names);
+    let plain = || {
+        format!(
+            "no table, view or foreign table {}.{} (dbt {calls})",
+            table.schema, table.identifier
+        )
+    };
+    let Some((live_schema, live_name)) = case_variant else {
+        return plain();
+    };
+    // A name with an upper-case ASCII letter cannot have been folded, whatever the flag says.
+    let folds = |name: &str, quoted: bool| !quoted && !name.bytes().any(|b| b.is_ascii_uppercase());
+    let mut folded = Vec::new();
+    let mut exact = Vec::new();
+    for (part, name, quoted, live) in [
+        ("schema", &table.schema, table.schema_quoted, live_schema),
+        (
+            "identifier",
+            &table.identifier,
+            table.identifier_quoted,
+            live_name,
+        ),
+    ] {
+        if name != live {
+            if folds(name, quoted) {
+                folded.push(part);
+            } else {
+                exact.push(part);
+            }
+        }
+    }
+    if folded.is_empty() && exact.is_empty() {
+        return plain();
+    }
+    let quoting = |value: &str| {
+        let parts: Vec<_> = folded.iter().map(|p| format!("{p}: {value}")).collect();
+        format!("quoting: {{{}}}", parts.join(", "))
+    };
+    let mut why = Vec::new();
+    if !folded.is_empty() {
+        why.push(format!(
+            "{} folds {} to lower case",
+            quoting("false"),
+            if folded.len() == 1 { "it" } else { "them" }
+        ));
+    }
+    if !exact.is_empty() {
+        why.push(format!(
+            "the {} {} quoted, so case matters",
+            exact.join(" and "),
+            if exact.len() == 1 { "is" } else { "are" }
+        ));
+    }
+    let fix = match (folded.is_empty(), exact.is_empty()) {
+        (false, true) => format!(
+            "set {} or fix the {}",
+            quoting("true"),
+            folded.join(" and ")
+        ),
+        (true, false) => format!("spell the {} as the database does", exact.join(" and ")),
+        _ => format!(
+            "set {} and spell the {} as the database does",
+            quoting("true"),
+            exact.join(" and ")
+        ),
+    };
+    format!(
+        "dbt queries {}.{} ({}); the database has {}.{}: {fix} (dbt {calls})",
+        ident::quote(&table.schema),
+        ident::quote(&table.identifier),
+        why.join("; "),
+        ident::quote(live_schema),
+        ident::quote(live_name),
+    )
 }
 
 fn resolve<'a>(types: &'a TypeMap, schema: &str, spelling: &str) -> Option<&'a ResolvedType> {
@@ -384,13 +660,74 @@ fn renamed(delta: Delta, from: &str) -> Delta {
     }
 }
 
+/// Whether two names differ, but only in case.
+fn case_only(a: &str, b: &str) -> bool {
+    a != b && a.to_lowercase() == b.to_lowercase()
+}
+
+/// The `removed` detail for a documented column when the database has one differing only in
+/// case.
+fn case_twin_detail(column: &ContractColumn, live: &str) -> String {
+    let has = format!(
+        "the database has {}, which differs only in case",
+        ident::quote(live)
+    );
+    if !column.quoted {
+        format!(
+            "{has}: dbt folds a column name to lower case ({}) unless the column has quote: true; \
+             set quote: true and spell it {live}",
+            column.name
+        )
+    } else if live.bytes().any(|b| b.is_ascii_uppercase()) {
+        format!("{has}: with quote: true the name is kept as written; spell it {live}")
+    } else {
+        format!(
+            "{has}: with quote: true the name is kept as written; spell it {live}, or drop \
+             quote: true to let it fold"
+        )
+    }
+}
+
+/// Which live columns the history already knew (so an undocumented one is `undocumented`, not
+/// `added`).
+enum Known<'a> {
+    All,
+    Attnums(HashSet<i32>),
+    Names(HashSet<&'a str>),
+}
+
+impl<'a> Known<'a> {
+    fn of(history: &History<'a>) -> Self {
+        match history {
+            History::None => Known::All,
+            History::Exact(b) | History::SameRelation(b) => {
+                Known::Attnums(b.columns.iter().map(|c| c.attnum).collect())
+            }
+            History::Recreated(b) => {
+                Known::Names(b.columns.iter().map(|c| c.name.as_str()).collect())
+            }
+        }
+    }
+
+    fn knows(&self, column: &LiveColumn) -> bool {
+        match self {
+            Known::All => true,
+            // Same attnum: a rename of an undocumented column keeps it undocumented.
+            Known::Attnums(attnums) => attnums.contains(&column.attnum),
+            Known::Names(names) => names.contains(column.name.as_str()),
+        }
+    }
+}
+
 fn diff_columns(
     table: &ContractTable,
     live: &LiveTable,
     types: &TypeMap,
-    baseline: Option<&Baseline>,
+    history: &History<'_>,
     out: &mut Vec<Delta>,
+    appeared: &mut HashSet<i32>,
 ) {
+    let baseline = history.exact();
     let row = |column: &str, change, contract_type, live_type, detail| Delta {
         source_name: table.source_name.clone(),
         schema_name: table.schema.clone(),
@@ -401,6 +738,13 @@ fn diff_columns(
         live_type,
         detail,
         renamed_from: None,
+    };
+    // Records a delta unless the table, or the documented column it is about, ignores its kind.
+    let mut emit = |delta: Delta, column: Option<&ContractColumn>| {
+        let ignore = column.map_or(table.policy.ignore, |c| table.policy.ignore.union(c.ignore));
+        if !ignore.contains(delta.change) {
+            out.push(delta);
+        }
     };
     let live_by_name: HashMap<&str, &LiveColumn> =
         live.columns.iter().map(|c| (c.name.as_str(), c)).collect();
@@ -429,19 +773,22 @@ fn diff_columns(
             match now {
                 Some(new) => {
                     renamed_to.insert(new.name.as_str());
-                    out.push(renamed(
-                        row(
-                            &new.name,
-                            Change::Renamed,
-                            canonical_contract_type(types, &table.schema, column),
-                            Some(new.type_name.to_string()),
-                            Some(format!(
-                                "renamed from {} (same column, attnum {}, as in the snapshot)",
-                                column.name, new.attnum
-                            )),
+                    emit(
+                        renamed(
+                            row(
+                                &new.name,
+                                Change::Renamed,
+                                canonical_contract_type(types, &table.schema, column),
+                                Some(new.type_name.to_string()),
+                                Some(format!(
+                                    "renamed from {} (same column, attnum {}, as in the snapshot)",
+                                    column.name, new.attnum
+                                )),
+                            ),
+                            &column.name,
                         ),
-                        &column.name,
-                    ));
+                        Some(column),
+                    );
                 }
                 None => missing.push(column),
             }
@@ -458,34 +805,43 @@ fn diff_columns(
                         (b.type_oid, b.typmod) != (live_column.type_oid, live_column.typmod)
                     })
                 {
-                    out.push(row(
-                        &column.name,
-                        Change::Retyped,
-                        Some(before.type_name.to_string()),
-                        Some(live_column.type_name.to_string()),
-                        Some(
-                            "type changed since the snapshot (the contract has no data_type)"
-                                .into(),
+                    emit(
+                        row(
+                            &column.name,
+                            Change::Retyped,
+                            Some(before.type_name.to_string()),
+                            Some(live_column.type_name.to_string()),
+                            Some(
+                                "type changed since the snapshot (the contract has no data_type)"
+                                    .into(),
+                            ),
                         ),
-                    ));
+                        Some(column),
+                    );
                 }
             }
-            TypeCheck::Differs { contract } => out.push(row(
-                &column.name,
-                Change::Retyped,
-                Some(contract),
-                Some(live_column.type_name.to_string()),
-                None,
-            )),
-            TypeCheck::Invalid { spelling, reason } => out.push(row(
-                &column.name,
-                Change::Retyped,
-                Some(spelling.clone()),
-                Some(live_column.type_name.to_string()),
-                Some(format!(
-                    "contract data_type '{spelling}' is not a type the target knows: {reason}"
-                )),
-            )),
+            TypeCheck::Differs { contract } => emit(
+                row(
+                    &column.name,
+                    Change::Retyped,
+                    Some(contract),
+                    Some(live_column.type_name.to_string()),
+                    None,
+                ),
+                Some(column),
+            ),
+            TypeCheck::Invalid { spelling, reason } => emit(
+                row(
+                    &column.name,
+                    Change::Retyped,
+                    Some(spelling.clone()),
+                    Some(live_column.type_name.to_string()),
+                    Some(format!(
+                        "contract data_type '{spelling}' is not a type the target knows: {reason}"
+                    )),
+                ),
+                Some(column),
+            ),
         }
     }
     let arrived: Vec<&LiveColumn> = live
@@ -494,50 +850,79 @@ fn diff_columns(
         .filter(|c| !documented.contains(c.name.as_str()) && !renamed_to.contains(c.name.as_str()))
         .collect();
 
+    // Without history to go by: one documented column gone and one undocumented column of the
+    // same type is a rename (but a difference in case only is a quoting mistake, said below).
     if let ([old], [new]) = (missing.as_slice(), arrived.as_slice()) {
-        if matches!(
-            check_type(types, &table.schema, old, new),
-            TypeCheck::Matches
-        ) {
-            out.push(renamed(
-                row(
-                    &new.name,
-                    Change::Renamed,
-                    canonical_contract_type(types, &table.schema, old),
-                    Some(new.type_name.to_string()),
-                    Some(format!("renamed from {}", old.name)),
+        if !case_only(&old.name, &new.name)
+            && matches!(
+                check_type(types, &table.schema, old, new),
+                TypeCheck::Matches
+            )
+        {
+            emit(
+                renamed(
+                    row(
+                        &new.name,
+                        Change::Renamed,
+                        canonical_contract_type(types, &table.schema, old),
+                        Some(new.type_name.to_string()),
+                        Some(format!("renamed from {}", old.name)),
+                    ),
+                    &old.name,
                 ),
-                &old.name,
-            ));
+                Some(old),
+            );
             return;
         }
     }
-    for old in missing {
-        let case_twin = arrived
-            .iter()
-            .find(|c| c.name.to_lowercase() == old.name.to_lowercase());
-        let detail = case_twin.map(|c| {
-            format!(
-                "the live column \"{}\" differs only in case: name it exactly and set quote: true",
-                c.name
-            )
-        });
-        out.push(row(
-            &old.name,
-            Change::Removed,
-            canonical_contract_type(types, &table.schema, old),
-            None,
-            detail,
-        ));
+    if !missing.is_empty() {
+        let mut by_lower: HashMap<String, &LiveColumn> = HashMap::new();
+        for column in &arrived {
+            by_lower.entry(column.name.to_lowercase()).or_insert(column);
+        }
+        for old in missing {
+            let detail = by_lower
+                .get(&old.name.to_lowercase())
+                .filter(|twin| case_only(&old.name, &twin.name))
+                .map(|twin| case_twin_detail(old, &twin.name));
+            emit(
+                row(
+                    &old.name,
+                    Change::Removed,
+                    canonical_contract_type(types, &table.schema, old),
+                    None,
+                    detail,
+                ),
+                Some(old),
+            );
+        }
     }
+    if arrived.is_empty() {
+        return;
+    }
+    let known = Known::of(history);
     for new in arrived {
-        out.push(row(
-            &new.name,
-            Change::Added,
+        let change = if !known.knows(new) {
+            // It appeared after the baseline, whatever the policy says about the others.
+            appeared.insert(new.attnum);
+            Change::Added
+        } else {
+            match table.policy.undocumented {
+                Undocumented::Baseline => Change::Undocumented,
+                Undocumented::Alert => Change::Added,
+                Undocumented::Ignore => continue,
+            }
+        };
+        emit(
+            row(
+                &new.name,
+                change,
+                None,
+                Some(new.type_name.to_string()),
+                None,
+            ),
             None,
-            Some(new.type_name.to_string()),
-            None,
-        ));
+        );
     }
 }
 

@@ -134,9 +134,10 @@ fn each_change_kind_is_reported() {
             "users gone removed - - -",
             "users id retyped integer bigint -",
             "users name retyped character varying(50) character varying(80) -",
-            "users new1 added - text -",
-            "users new2 added - text -",
-        ]
+            "users new1 undocumented - text -",
+            "users new2 undocumented - text -",
+        ],
+        "without history, a live column the contract does not list is undocumented"
     );
 }
 
@@ -187,12 +188,12 @@ fn no_rename_when_types_differ_or_are_unknown_or_ambiguous() {
         ("int", known(INT4, None, "integer")),
         ("text", known(TEXT, None, "text")),
     ]);
-    // Different type: removed + added.
+    // Different type: removed + undocumented.
     let contract = vec![table("t", vec![col("old", Some("int"))])];
     let live1 = catalog(vec![("t", live(&[("new", TEXT, -1, "text")]))]);
     assert_eq!(
         summary(&diff(&contract, &live1, &t)),
-        ["t new added - text -", "t old removed integer - -"]
+        ["t new undocumented - text -", "t old removed integer - -"]
     );
     // Undocumented type: no evidence for a rename.
     let contract = vec![table("t", vec![col("old", None)])];
