@@ -347,3 +347,599 @@ fn a_recreated_table_or_an_edited_contract_retakes_the_baseline() {
     edited.columns[1].name = "mail".into();
     assert_ne!(contract_fingerprint(&edited), contract_fingerprint(&table));
 }
+
+// --- the quiet first check ------------------------------------------------------------------
+
+use crate::contract::{ChangeSet, TablePolicy, Undocumented};
+
+fn with_policy(
+    mut t: ContractTable,
+    undocumented: Undocumented,
+    ignore: &[Change],
+) -> ContractTable {
+    t.policy = TablePolicy {
+        undocumented,
+        ignore: ignore.iter().copied().collect(),
+    };
+    t
+}
+
+/// Runs `check` and returns (summaries, baselines as stored).
+fn run(
+    contract: &[ContractTable],
+    live: &LiveCatalog,
+    baselines: &Baselines,
+) -> (Vec<String>, Baselines) {
+    let out = check(contract, live, &TypeMap::default(), baselines);
+    let mut stored = baselines.clone();
+    stored.extend(out.baselines);
+    (summary(&out.deltas), stored)
+}
+
+#[test]
+fn a_first_check_is_quiet_and_later_arrivals_are_added() {
+    let contract = vec![table("t", vec![col("id", None)])];
+    let before = live(&[
+        ("id", INT4, -1, "integer"),
+        ("legacy", TEXT, -1, "text"),
+        ("notes", TEXT, -1, "text"),
+    ]);
+    let (deltas, stored) = run(
+        &contract,
+        &catalog(vec![("t", before.clone())]),
+        &Baselines::new(),
+    );
+    assert_eq!(
+        deltas,
+        [
+            "t legacy undocumented - text -",
+            "t notes undocumented - text -"
+        ],
+        "what was there at the first check is undocumented, not added"
+    );
+    assert_eq!(
+        stored[&("public".into(), "t".into())].columns,
+        before.columns,
+        "the first check takes the baseline"
+    );
+
+    // Later: `notes` renamed (same attnum), `phone` added.
+    let mut after = before.clone();
+    after.columns[2].name = "remarks".into();
+    after.columns.push(LiveColumn {
+        attnum: 4,
+        name: "phone".into(),
+        type_oid: TEXT,
+        typmod: -1,
+        type_name: "text".into(),
+    });
+    let (deltas, again) = run(&contract, &catalog(vec![("t", after)]), &stored);
+    assert_eq!(
+        deltas,
+        [
+            "t legacy undocumented - text -",
+            "t phone added - text -",
+            "t remarks undocumented - text -",
+        ],
+        "a renamed undocumented column stays undocumented; a new one is added"
+    );
+    assert_eq!(again, stored, "the baseline applies and is kept");
+}
+
+#[test]
+fn undocumented_policy_alert_and_ignore() {
+    let before = live(&[("id", INT4, -1, "integer"), ("legacy", TEXT, -1, "text")]);
+    let mut after = before.clone();
+    after.columns.push(LiveColumn {
+        attnum: 3,
+        name: "phone".into(),
+        type_oid: TEXT,
+        typmod: -1,
+        type_name: "text".into(),
+    });
+    for (policy, first, later) in [
+        (
+            Undocumented::Alert,
+            vec!["t legacy added - text -"],
+            vec!["t legacy added - text -", "t phone added - text -"],
+        ),
+        (Undocumented::Ignore, vec![], vec!["t phone added - text -"]),
+        (
+            Undocumented::Baseline,
+            vec!["t legacy undocumented - text -"],
+            vec!["t legacy undocumented - text -", "t phone added - text -"],
+        ),
+    ] {
+        let contract = vec![with_policy(table("t", vec![col("id", None)]), policy, &[])];
+        let (deltas, stored) = run(
+            &contract,
+            &catalog(vec![("t", before.clone())]),
+            &Baselines::new(),
+        );
+        assert_eq!(deltas, first, "{policy:?} first check");
+        let (deltas, _) = run(&contract, &catalog(vec![("t", after.clone())]), &stored);
+        assert_eq!(deltas, later, "{policy:?} after a column arrived");
+        // No history: as at a first check.
+        let d = diff(
+            &contract,
+            &catalog(vec![("t", after.clone())]),
+            &TypeMap::default(),
+        );
+        assert_eq!(
+            summary(&d).len(),
+            if policy == Undocumented::Ignore { 0 } else { 2 },
+            "{policy:?} diff"
+        );
+    }
+}
+
+#[test]
+fn a_policy_edit_keeps_the_baseline_and_a_contract_edit_keeps_added_columns_added() {
+    let t = table("t", vec![col("id", None)]);
+    let quiet = with_policy(t.clone(), Undocumented::Ignore, &[Change::Retyped]);
+    assert_eq!(
+        contract_fingerprint(&t),
+        contract_fingerprint(&quiet),
+        "a policy is not part of the fingerprint"
+    );
+    let mut ignoring_column = t.clone();
+    ignoring_column.columns[0].ignore = ChangeSet::ALL;
+    assert_eq!(
+        contract_fingerprint(&t),
+        contract_fingerprint(&ignoring_column)
+    );
+
+    let before = live(&[("id", INT4, -1, "integer"), ("legacy", TEXT, -1, "text")]);
+    let (_, stored) = run(
+        std::slice::from_ref(&t),
+        &catalog(vec![("t", before.clone())]),
+        &Baselines::new(),
+    );
+    let mut after = before.clone();
+    after.columns.push(LiveColumn {
+        attnum: 3,
+        name: "phone".into(),
+        type_oid: TEXT,
+        typmod: -1,
+        type_name: "text".into(),
+    });
+    let out = check(
+        std::slice::from_ref(&quiet),
+        &catalog(vec![("t", after.clone())]),
+        &TypeMap::default(),
+        &stored,
+    );
+    assert!(out.baselines.is_empty(), "a policy edit retakes nothing");
+    assert_eq!(summary(&out.deltas), ["t phone added - text -"]);
+
+    // The contract documents `legacy` now: the baseline is retaken, `phone` stays added, also
+    // on the check after that.
+    let mut edited = t.clone();
+    edited.columns.push(col("legacy", None));
+    let (deltas, retaken) = run(
+        std::slice::from_ref(&edited),
+        &catalog(vec![("t", after.clone())]),
+        &stored,
+    );
+    assert_eq!(deltas, ["t phone added - text -"]);
+    let key = ("public".to_string(), "t".to_string());
+    assert_ne!(retaken[&key], stored[&key], "retaken");
+    let names: Vec<_> = retaken[&key]
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["id", "legacy"],
+        "the retaken baseline leaves the new column out"
+    );
+    let (deltas, kept) = run(
+        std::slice::from_ref(&edited),
+        &catalog(vec![("t", after.clone())]),
+        &retaken,
+    );
+    assert_eq!(deltas, ["t phone added - text -"]);
+    assert_eq!(kept, retaken);
+
+    // Dropped and re-created with one more column: names carry over, attnums do not.
+    let mut recreated = live(&[
+        ("id", INT4, -1, "integer"),
+        ("fax", TEXT, -1, "text"),
+        ("legacy", TEXT, -1, "text"),
+    ]);
+    recreated.oid = 17000;
+    let (deltas, _) = run(
+        std::slice::from_ref(&t),
+        &catalog(vec![("t", recreated)]),
+        &stored,
+    );
+    assert_eq!(
+        deltas,
+        ["t fax added - text -", "t legacy undocumented - text -"]
+    );
+}
+
+#[test]
+fn ignore_sets_drop_deltas_per_table_and_per_column() {
+    let t = types(&[("int", known(INT4, None, "integer"))]);
+    let mut contract = vec![
+        table(
+            "users",
+            vec![
+                col("id", Some("int")),
+                col("gone", None),
+                col("kept", Some("int")),
+            ],
+        ),
+        with_policy(
+            table("missing", vec![]),
+            Undocumented::Baseline,
+            &[Change::TableMissing],
+        ),
+    ];
+    contract[0].columns[0].ignore = [Change::Retyped].into_iter().collect();
+    let live = catalog(vec![(
+        "users",
+        live(&[
+            ("id", INT8, -1, "bigint"),
+            ("kept", INT8, -1, "bigint"),
+            ("extra", TEXT, -1, "text"),
+        ]),
+    )]);
+    assert_eq!(
+        summary(&diff(&contract, &live, &t)),
+        [
+            "users extra undocumented - text -",
+            "users gone removed - - -",
+            "users kept retyped integer bigint -",
+        ],
+        "id's retype and the missing table are ignored"
+    );
+    contract[0].policy.ignore = [Change::Removed, Change::Undocumented]
+        .into_iter()
+        .collect();
+    assert_eq!(
+        summary(&diff(&contract, &live, &t)),
+        ["users kept retyped integer bigint -"],
+        "the table's set applies to all its columns, with each column's own"
+    );
+    contract[0].policy.ignore = ChangeSet::ALL;
+    assert!(diff(&contract, &live, &t).is_empty());
+}
+
+#[test]
+fn a_column_level_ignore_covers_a_rename_of_that_column() {
+    let mut t = table("t", vec![col("id", None), col("email", None)]);
+    t.columns[1].ignore = [Change::Renamed].into_iter().collect();
+    let before = live(&[("id", INT8, -1, "bigint"), ("email", TEXT, -1, "text")]);
+    let after = live(&[("id", INT8, -1, "bigint"), ("mail", TEXT, -1, "text")]);
+    let out = check(
+        std::slice::from_ref(&t),
+        &catalog(vec![("t", after)]),
+        &TypeMap::default(),
+        &baseline_of(&t, &before),
+    );
+    assert!(out.deltas.is_empty(), "{:?}", summary(&out.deltas));
+}
+
+// --- one relation, several sources -------------------------------------------------------------
+
+fn named(source: &str, name: &str, relation: &str, columns: Vec<ContractColumn>) -> ContractTable {
+    ContractTable {
+        source_name: source.into(),
+        table_name: name.into(),
+        schema: "public".into(),
+        identifier: relation.into(),
+        columns,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_relation_named_by_two_sources_is_checked_once() {
+    let mut a = named(
+        "snowflake_usage",
+        "query_history",
+        "qh",
+        vec![col("id", Some("int")), col("query", None)],
+    );
+    let mut b = named(
+        "snowflake",
+        "queries",
+        "qh",
+        vec![col("query", Some("text")), col("gone", None)],
+    );
+    a.policy = TablePolicy {
+        undocumented: Undocumented::Ignore,
+        ignore: [Change::Removed, Change::Retyped].into_iter().collect(),
+    };
+    b.policy = TablePolicy {
+        undocumented: Undocumented::Baseline,
+        ignore: [Change::Removed].into_iter().collect(),
+    };
+    let contract = vec![a.clone(), b.clone()];
+    let merged = merge_relations(&contract);
+    assert_eq!(merged.len(), 1);
+    let m = &merged[0];
+    assert_eq!(m.source_name, "snowflake, snowflake_usage");
+    assert_eq!(
+        m.table_name, "queries",
+        "the first in (source, table) order"
+    );
+    let cols: Vec<_> = m
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.data_type.as_deref()))
+        .collect();
+    assert_eq!(
+        cols,
+        [("query", Some("text")), ("gone", None), ("id", Some("int"))],
+        "union by name; the first data_type given"
+    );
+    assert_eq!(
+        m.policy.undocumented,
+        Undocumented::Baseline,
+        "the louder wins"
+    );
+    assert_eq!(
+        m.policy.ignore.names(),
+        ["removed"],
+        "only what both ignore"
+    );
+    assert_eq!(
+        m.columns[2].ignore.names(),
+        ["removed", "retyped"],
+        "a column listed by one source takes that source's sets"
+    );
+    assert_eq!(merge_relations(std::slice::from_ref(&a)), [a.clone()]);
+
+    let t = types(&[
+        ("int", known(INT4, None, "integer")),
+        ("text", known(TEXT, None, "text")),
+    ]);
+    let live = catalog(vec![(
+        "qh",
+        live(&[
+            ("id", INT8, -1, "bigint"),
+            ("query", TEXT, -1, "text"),
+            ("extra", TEXT, -1, "text"),
+        ]),
+    )]);
+    let out = check(&contract, &live, &t, &Baselines::new());
+    assert_eq!(
+        summary(&out.deltas),
+        ["qh extra undocumented - text -"],
+        "gone is removed for both (ignored by both), id retyped only for one (ignored by it)"
+    );
+    assert!(out
+        .deltas
+        .iter()
+        .all(|d| d.source_name == "snowflake, snowflake_usage"));
+    assert_eq!(out.baselines.len(), 1, "one baseline per relation");
+
+    // The fingerprint is the merged entry's, whatever order the contract comes in.
+    let reversed = check(&[b.clone(), a.clone()], &live, &t, &Baselines::new());
+    assert_eq!(reversed.baselines, out.baselines);
+    let stored: Baselines = out.baselines.into_iter().collect();
+    assert!(check(&contract, &live, &t, &stored).baselines.is_empty());
+
+    let d = diff(&contract, &LiveCatalog::new(), &t);
+    assert_eq!(
+        summary(&d),
+        ["qh - table_missing - - no table, view or foreign table public.qh (dbt source('snowflake', 'queries'), source('snowflake_usage', 'query_history'))"]
+    );
+}
+
+fn gitlab_manifest() -> crate::Contract {
+    let realdata = std::env::var("REALDATA")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/realdata").into());
+    let path = format!("{realdata}/manifests/gitlab_analytics_manifest_dbt0.19.1_2022-02.json.gz");
+    let out = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{path}");
+    crate::parse_document("manifest.json", &String::from_utf8(out.stdout).unwrap()).unwrap()
+}
+
+#[test]
+fn the_real_gitlab_manifest_checks_clean_against_its_own_columns_with_one_baseline_per_relation() {
+    let contract = gitlab_manifest().tables;
+    // A live catalog exactly as the contract says: each spelling its own type.
+    let mut type_map = TypeMap::default();
+    let mut oids: HashMap<(String, String), u32> = HashMap::new();
+    let mut live = LiveCatalog::new();
+    for (n, t) in contract.iter().enumerate() {
+        let key = (t.schema.clone(), t.identifier.clone());
+        let entry = live.tables.entry(key).or_insert_with(|| LiveTable {
+            oid: 100_000 + n as u32,
+            columns: Vec::new(),
+        });
+        for c in &t.columns {
+            if entry.columns.iter().any(|l| l.name == c.name) {
+                continue;
+            }
+            let spelling = c.data_type.clone().unwrap_or_else(|| "text".into());
+            let next = 200_000 + oids.len() as u32;
+            let oid = *oids
+                .entry((t.schema.clone(), spelling.clone()))
+                .or_insert(next);
+            type_map.insert(
+                (t.schema.clone(), spelling.clone()),
+                known(oid, None, &spelling),
+            );
+            entry.columns.push(LiveColumn {
+                attnum: entry.columns.len() as i32 + 1,
+                name: c.name.clone(),
+                type_oid: oid,
+                typmod: -1,
+                type_name: spelling.into(),
+            });
+        }
+    }
+    let relations: HashSet<_> = contract
+        .iter()
+        .map(|t| (t.schema.clone(), t.identifier.clone()))
+        .collect();
+    assert_eq!(contract.len(), 747);
+    assert_eq!(
+        relations.len(),
+        745,
+        "two relations are named by two sources each"
+    );
+
+    let out = check(&contract, &live, &type_map, &Baselines::new());
+    let loud: Vec<_> = out
+        .deltas
+        .iter()
+        .filter(|d| matches!(d.change, Change::Removed | Change::Added | Change::Retyped))
+        .collect();
+    assert!(loud.is_empty(), "{loud:?}");
+    assert_eq!(out.baselines.len(), relations.len());
+    let keys: HashSet<_> = out.baselines.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys, relations, "one baseline per relation, each once");
+    for dup in [
+        ("account_usage", "query_history"),
+        ("salesforce_stitch", "zqu__quote__c"),
+    ] {
+        let key = (dup.0.to_string(), dup.1.to_string());
+        assert_eq!(
+            out.baselines.iter().filter(|(k, _)| *k == key).count(),
+            1,
+            "{dup:?}"
+        );
+    }
+    // The same with nothing live: one table_missing per relation, naming both sources.
+    let missing = diff(&contract, &LiveCatalog::new(), &type_map);
+    assert_eq!(missing.len(), relations.len());
+    let qh = missing
+        .iter()
+        .find(|d| d.schema_name == "account_usage" && d.table_name == "query_history")
+        .unwrap();
+    assert_eq!(qh.source_name, "snowflake, snowflake_account_usage");
+    let detail = qh.detail.as_deref().unwrap();
+    assert!(
+        detail.contains("source('snowflake', 'query_history'), source('snowflake_account_usage', 'query_history')"),
+        "{detail}"
+    );
+}
+
+// --- case-only differences ----------------------------------------------------------------------
+
+#[test]
+fn a_relation_missing_by_case_only_says_what_dbt_queries_and_what_exists() {
+    let mut album = named("chinook", "album", "album", vec![]);
+    album.schema = "chinook".into();
+    album.schema_quoted = true;
+    let mut live = LiveCatalog::new();
+    live.case_variants.insert(
+        ("chinook".into(), "album".into()),
+        ("chinook".into(), "Album".into()),
+    );
+    let d = diff(std::slice::from_ref(&album), &live, &TypeMap::default());
+    assert_eq!(
+        d[0].detail.as_deref(),
+        Some(
+            "dbt queries \"chinook\".\"album\" (quoting: {identifier: false} folds it to lower \
+             case); the database has \"chinook\".\"Album\": set quoting: {identifier: true} or fix \
+             the identifier (dbt source('chinook', 'album'))"
+        )
+    );
+    assert_eq!(d[0].change, Change::TableMissing);
+
+    // Quoted, but spelled in another case; and both parts at once.
+    let mut shouting = album.clone();
+    shouting.identifier = "ALBUM".into();
+    shouting.identifier_quoted = true;
+    live.case_variants.insert(
+        ("chinook".into(), "ALBUM".into()),
+        ("chinook".into(), "Album".into()),
+    );
+    let d = diff(std::slice::from_ref(&shouting), &live, &TypeMap::default());
+    assert_eq!(
+        d[0].detail.as_deref(),
+        Some(
+            "dbt queries \"chinook\".\"ALBUM\" (the identifier is quoted, so case matters); the \
+             database has \"chinook\".\"Album\": spell the identifier as the database does (dbt \
+             source('chinook', 'album'))"
+        )
+    );
+    let mut both = album.clone();
+    both.schema_quoted = false;
+    live.case_variants.insert(
+        ("chinook".into(), "album".into()),
+        ("Chinook".into(), "Album".into()),
+    );
+    let d = diff(std::slice::from_ref(&both), &live, &TypeMap::default());
+    let detail = d[0].detail.as_deref().unwrap();
+    assert!(
+        detail.contains("(quoting: {schema: false, identifier: false} folds them to lower case)")
+            && detail.contains(
+                "set quoting: {schema: true, identifier: true} or fix the schema and identifier"
+            ),
+        "{detail}"
+    );
+    // Without a case variant, the plain detail.
+    let d = diff(
+        std::slice::from_ref(&album),
+        &LiveCatalog::new(),
+        &TypeMap::default(),
+    );
+    assert!(d[0]
+        .detail
+        .as_deref()
+        .unwrap()
+        .starts_with("no table, view or foreign table chinook.album"));
+}
+
+#[test]
+fn a_column_missing_by_case_only_keeps_both_rows_and_explains_the_removed_one() {
+    let t = types(&[("int", known(INT4, None, "integer"))]);
+    // Same type, one each side: not a rename, a quoting mistake.
+    let contract = vec![table("t", vec![col("phonenumber", Some("int"))])];
+    let live = catalog(vec![("t", live(&[("PhoneNumber", INT4, -1, "integer")]))]);
+    assert_eq!(
+        summary(&diff(&contract, &live, &t)),
+        [
+            "t PhoneNumber undocumented - integer -",
+            "t phonenumber removed integer - the database has \"PhoneNumber\", which differs only \
+             in case: dbt folds a column name to lower case (phonenumber) unless the column has \
+             quote: true; set quote: true and spell it PhoneNumber",
+        ]
+    );
+    // Quoted in the contract, in another case.
+    let mut quoted = contract.clone();
+    quoted[0].columns[0].name = "PHONENUMBER".into();
+    quoted[0].columns[0].quoted = true;
+    let d = diff(&quoted, &live, &t);
+    let removed = d.iter().find(|d| d.change == Change::Removed).unwrap();
+    assert_eq!(
+        removed.detail.as_deref(),
+        Some(
+            "the database has \"PhoneNumber\", which differs only in case: with quote: true the \
+             name is kept as written; spell it PhoneNumber"
+        )
+    );
+    let lower = catalog(vec![("t", live_lower())]);
+    let d = diff(&quoted, &lower, &t);
+    let removed = d.iter().find(|d| d.change == Change::Removed).unwrap();
+    assert!(
+        removed
+            .detail
+            .as_deref()
+            .unwrap()
+            .ends_with("spell it phonenumber, or drop quote: true to let it fold"),
+        "{removed:?}"
+    );
+    // The hint stays when the policy hides the undocumented twin.
+    let hidden = vec![with_policy(contract[0].clone(), Undocumented::Ignore, &[])];
+    let d = diff(&hidden, &live, &t);
+    assert_eq!(d.len(), 1);
+    assert!(d[0].detail.as_deref().unwrap().contains("\"PhoneNumber\""));
+}
+
+fn live_lower() -> LiveTable {
+    live(&[("phonenumber", INT4, -1, "integer")])
+}
