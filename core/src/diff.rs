@@ -6,6 +6,13 @@
 //! exact meaning of comparing `format_type` spellings, without formatting; where exactly one
 //! documented column is missing and exactly one undocumented column of the same type arrived in
 //! the same table, that is one `renamed` delta rather than a removed + added pair.
+//!
+//! Undocumented columns (live, not in the contract) are quiet where they were already there: a
+//! table's first check reports them as `undocumented`, and only a column that appears after the
+//! baseline is `added`. The table's `undocumented` policy turns the quiet ones into `added`
+//! (`alert`) or into nothing (`ignore`); then every delta whose kind the source, table or column
+//! `ignore`s is dropped. A relation named by several sources is checked once (see
+//! [`merge_relations`]).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -101,6 +108,10 @@ pub struct LiveTable {
 /// table is re-created (new oid) or its contract entry changes (the contract caught up); in
 /// between, each check compares the live columns with it by attnum, which `RENAME COLUMN` and
 /// `ALTER COLUMN TYPE` keep.
+///
+/// It also says which undocumented columns were already there (`undocumented`, not `added`). So a
+/// retaken baseline leaves out the columns that appeared after the one it replaces and are still
+/// undocumented: they stay `added` until the contract lists them or a policy ignores them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Baseline {
     pub rel_oid: u32,
@@ -390,7 +401,7 @@ fn merge(entries: &[&ContractTable]) -> ContractTable {
 /// What the check knows about a relation's past: which live columns were already there.
 enum History<'a> {
     /// No baseline (an ad-hoc diff, or the relation's first check): every column was there.
-    None,
+    FirstSight,
     /// The applicable baseline: renames and retypes are exact, columns compare by attnum.
     Exact(&'a Baseline),
     /// A baseline about to be retaken because the contract entry changed (same relation):
@@ -441,12 +452,12 @@ fn compare(
             }
             continue;
         };
-        let mut history = History::None;
+        let mut history = History::FirstSight;
         let mut retake = None;
         if let Some(baselines) = baselines {
             let fingerprint = contract_fingerprint(table);
             history = match baselines.get(&key) {
-                None => History::None,
+                None => History::FirstSight,
                 Some(b) if b.rel_oid != live_table.oid => History::Recreated(b),
                 Some(b) if b.contract_fingerprint != fingerprint => History::SameRelation(b),
                 Some(b) => History::Exact(b),
@@ -699,7 +710,7 @@ enum Known<'a> {
 impl<'a> Known<'a> {
     fn of(history: &History<'a>) -> Self {
         match history {
-            History::None => Known::All,
+            History::FirstSight => Known::All,
             History::Exact(b) | History::SameRelation(b) => {
                 Known::Attnums(b.columns.iter().map(|c| c.attnum).collect())
             }

@@ -152,8 +152,9 @@ pub(super) fn read<P: Copy>(
             }
             "ignore" => {
                 part.ignore = Some(match entry.value {
+                    // `false` is refused rather than read as "nothing": sets add up from the
+                    // source down to the column, so it could not undo an ignore above it.
                     MetaValue::Bool(true) => ChangeSet::ALL,
-                    MetaValue::Bool(false) => ChangeSet::EMPTY,
                     MetaValue::List(items) => {
                         let mut set = ChangeSet::EMPTY;
                         for (item, at) in items {

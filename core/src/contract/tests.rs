@@ -1016,11 +1016,11 @@ fn a_bad_drift_watch_key_value_or_change_kind_is_an_error_at_its_position() {
         "{err}"
     );
     // Other meta keys are the project's own business.
-    let c = parse(&column(
-        "{owner: x, drift_watch: {ignore: false}, quiet: [1]}",
-    ))
-    .unwrap();
+    let c = parse(&column("{owner: x, drift_watch: {ignore: []}, quiet: [1]}")).unwrap();
     assert!(c.tables[0].columns[0].ignore.is_empty());
+    // `false` could not undo an ignore set above (sets add up), so it is refused.
+    let err = yaml_error_at(&column("{drift_watch: {ignore: false}}"), "false");
+    assert!(err.ends_with("undocumented), not false"), "{err}");
 }
 
 #[test]
