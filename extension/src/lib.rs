@@ -115,15 +115,25 @@ fn drift_diff(
     let deltas = Spi::connect(|client| {
         let contract = store::read_contract(client)?;
         let live = catalog::read_live(client, &target, &contract)?;
-        // With the baselines of earlier checks, a live column the contract does not list is
-        // `added` only if it appeared after the table's first check (else `undocumented`), and
-        // renames are exact; without any, plain diff (every such column is `undocumented`).
+        // The classification a check would record now, for the tables that have a baseline
+        // from an earlier check: a live column the contract does not list is `added` only if it
+        // appeared after that table's first check (else `undocumented`), and renames are exact.
+        // A table never checked has no history to tell the two apart: there, every such column
+        // is `added` (what the contract does not say, whenever it arrived), as a plain diff.
         let baselines = checks::read_baselines(client, key)?;
-        if baselines.is_empty() {
-            Ok(diff(&contract, &live.catalog, &live.types))
+        let mut deltas = if baselines.is_empty() {
+            diff(&contract, &live.catalog, &live.types)
         } else {
-            Ok(drift_watch_core::check(&contract, &live.catalog, &live.types, &baselines).deltas)
+            drift_watch_core::check(&contract, &live.catalog, &live.types, &baselines).deltas
+        };
+        for d in &mut deltas {
+            if d.change == drift_watch_core::Change::Undocumented
+                && !baselines.contains_key(&(d.schema_name.clone(), d.table_name.clone()))
+            {
+                d.change = drift_watch_core::Change::Added;
+            }
         }
+        Ok(deltas)
     })
     .or_report();
     TableIterator::new(deltas.into_iter().map(|d| {

@@ -644,21 +644,28 @@ async fn gate_inner(
     load_project(&tx, &project).await?;
     let after = drift_rows(&tx, target).await?;
     tx.rollback().await.map_err(|e| db_error(&e))?;
-    // Undocumented columns are coverage, not drift: listed, never failing the gate.
-    let is_drift = |r: &&DiffRow| r[3] != "undocumented";
+    // Undocumented columns are coverage, not drift, and never fail the gate; except a column
+    // this change stops documenting while it is live (coverage lost by the change itself).
+    let before_columns: std::collections::HashSet<_> = before
+        .iter()
+        .map(|r| (r[1].clone(), r[2].clone()))
+        .collect();
+    let is_drift = |r: &&DiffRow| {
+        r[3] != "undocumented" || !before_columns.contains(&(r[1].clone(), r[2].clone()))
+    };
     let before_keys: std::collections::HashSet<_> = before.iter().map(key).collect();
     let after_keys: std::collections::HashSet<_> = after.iter().map(key).collect();
     let left: Vec<&DiffRow> = after.iter().filter(is_drift).collect();
     let fixed: Vec<&DiffRow> = before
         .iter()
-        .filter(is_drift)
+        .filter(|r| r[3] != "undocumented")
         .filter(|r| !after_keys.contains(&key(r)))
         .collect();
     let introduced = left
         .iter()
         .filter(|r| !before_keys.contains(&key(r)))
         .count();
-    let undocumented = after.len() - after.iter().filter(is_drift).count();
+    let undocumented = after.iter().filter(|r| r[3] == "undocumented").count();
     let label = target.unwrap_or("the audit database");
     match format {
         GateFormat::Text => {

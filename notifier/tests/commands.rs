@@ -277,3 +277,96 @@ async fn push_reads_dbt_project_yml_and_skips_packages_target_and_logs() {
     assert_eq!(projects, ["finance", "models", "shop_analytics"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `contract check`: the CI gate. A clean project exits 0; a project whose YAML stops
+/// documenting a live column exits 1 naming it; an unknown target exits 2; nothing is stored.
+#[tokio::test]
+async fn contract_check_is_a_ci_gate_that_stores_nothing() {
+    let db = fresh_db("nt_gate").await;
+    let schema = std::fs::read_to_string(format!("{}/app_schema.sql", example())).unwrap();
+    db.batch_execute(&schema).await.unwrap();
+    let out = push("nt_gate", &example());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    db.batch_execute("SELECT run_check()").await.unwrap();
+    let stored = || async {
+        strings(
+            &db,
+            "SELECT origin || ':' || source_name || '.' || table_name || ':' || array_to_string(column_names, ',')
+               FROM drift_watch.contract_table ORDER BY 1",
+        )
+        .await
+    };
+    let before = stored().await;
+    let runs_before = strings(&db, "SELECT count(*)::text FROM drift_watch.check_run").await;
+    let gate = |path: &str, extra: &[&str]| {
+        let mut args = vec!["contract", "check", path];
+        args.extend_from_slice(extra);
+        notifier("nt_gate", "http://127.0.0.1:9", &args)
+            .output()
+            .unwrap()
+    };
+
+    let out = gate(&example(), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("0 changes left after merging"), "{stdout}");
+
+    let dir = std::env::temp_dir().join(format!("dw-gate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(std::path::Path::new(&example()), &dir);
+    let file = dir.join("models/staging/shop/_shop__sources.yml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    assert!(yaml.contains("          - {name: coupon_code}\n"));
+    std::fs::write(&file, yaml.replace("          - {name: coupon_code}\n", "")).unwrap();
+    let out = gate(dir.to_str().unwrap(), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 change left after merging (1 introduced"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("public.orders") && l.contains("coupon_code")),
+        "{stdout}"
+    );
+    let out = gate(dir.to_str().unwrap(), &["--format", "markdown"]);
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(md.starts_with("### drift_watch: ❌ 1 change left"), "{md}");
+    assert!(
+        md.contains("| shop | public.orders | coupon_code |"),
+        "{md}"
+    );
+
+    let out = gate(&example(), &["--target", "no_such_server"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown target"));
+
+    assert_eq!(stored().await, before, "the gate stored nothing");
+    assert_eq!(
+        strings(&db, "SELECT count(*)::text FROM drift_watch.check_run").await,
+        runs_before
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -118,9 +118,10 @@ SELECT forget_contract('models/tmp.yml');
 -- 9. NOTIFY carries a small summary, never the delta list: 1,000 new columns, one small payload.
 SELECT dblink_connect('listener', format('host=127.0.0.1 port=%s dbname=%s user=postgres',
                                          inet_server_port(), current_database()));
-SELECT dblink_exec('listener', 'LISTEN drift_watch');
 CREATE TABLE app.wide (id int);
 SELECT load_contract('models/wide.yml', 'sources: [{name: app, tables: [{name: wide, columns: [{name: id}]}]}]');
+SELECT run_check() > 0 AS baselined;  -- the columns arrive after the table's first check
+SELECT dblink_exec('listener', 'LISTEN drift_watch');
 DO $$ BEGIN
   FOR i IN 1..1000 LOOP EXECUTE format('ALTER TABLE app.wide ADD COLUMN c%s int', i); END LOOP;
 END $$;
