@@ -110,6 +110,10 @@ step "backup: pg_dump + pg_restore of an audit database keeps the run state"
 bash tests/dump_restore.sh "$AUDIT_PORT" "$APP_PORT" "$W" 2> >(grep -v "circular foreign-key\|detail: outbox\|hint: \(You might\|Consider using\)" >&2)
 summary+=("backup: dump + restore announces nothing new")
 
+step "faults of the replica on the real topology: locked catalog, 5 s outage, paused replay, promotion"
+bash tests/faults.sh "$W"
+summary+=("faults: locked catalog, outage blip, stale replica, promotion")
+
 step "drift-notifier: unit tests, and integration tests against the audit cluster + a fake Asana"
 # One thread: a test restarts the cluster under the notifier.
 set +e

@@ -9,9 +9,17 @@ CREATE TABLE drift_watch.check_run (
     started_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     finished_at     timestamptz,
     status          text NOT NULL DEFAULT 'running'
-                    CHECK (status IN ('running', 'succeeded', 'failed', 'abandoned')),
+                    CHECK (status IN ('running', 'succeeded', 'failed', 'stale', 'abandoned')),
     error           text,
     sqlstate        text,
+    -- Reads of the target this run made (transient errors are retried within the run).
+    attempts        integer,
+    -- The target's state as the read saw it: a replica or not, how far its replay is behind
+    -- what it received, whether replay is paused; and a note (e.g. the target was promoted).
+    in_recovery     boolean,
+    replay_lag      interval,
+    replay_paused   boolean,
+    note            text,
     -- The transaction that began the run: only it may finish the run (see _finish_check).
     began_xact      xid8,
     deltas_found    integer,
@@ -111,6 +119,47 @@ CREATE TABLE drift_watch.ignore_rule (
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
+-- Per-target settings of a check; a target without a row uses the defaults shown. Set them as
+-- the extension's owner, e.g.
+--   INSERT INTO drift_watch.target_setting (target, max_replay_lag) VALUES ('app_replica', '15 min')
+--   ON CONFLICT (target) DO UPDATE SET max_replay_lag = EXCLUDED.max_replay_lag;
+CREATE TABLE drift_watch.target_setting (
+    target            text PRIMARY KEY,
+    -- Set on the target's session for the catalog read: a locked catalog or a slow replica ends
+    -- the read (and the run, recorded as failed) instead of hanging it.
+    statement_timeout interval NOT NULL DEFAULT '60 s' CHECK (statement_timeout >= '1 ms'),
+    lock_timeout      interval NOT NULL DEFAULT '10 s' CHECK (lock_timeout >= '1 ms'),
+    -- Transient errors (connection failures, 40001, 40P01, 57P01-57P03, 53300) are retried this
+    -- many times in all, with growing waits, as long as the run stays within retry_window.
+    retry_attempts    integer NOT NULL DEFAULT 3 CHECK (retry_attempts BETWEEN 1 AND 10),
+    retry_window      interval NOT NULL DEFAULT '2 min',
+    -- A replica whose replay is further behind than this is stale: its run resolves nothing.
+    max_replay_lag    interval NOT NULL DEFAULT '1 hour'
+);
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.target_setting', '');
+
+-- The settings of a target (its row, or the defaults).
+CREATE FUNCTION drift_watch._target_setting(p_target text)
+RETURNS drift_watch.target_setting LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ROW(coalesce(p_target, ''), coalesce(s.statement_timeout, '60 s'),
+               coalesce(s.lock_timeout, '10 s'), coalesce(s.retry_attempts, 3),
+               coalesce(s.retry_window, '2 min'), coalesce(s.max_replay_lag, '1 hour')
+           )::drift_watch.target_setting
+      FROM (SELECT 1) one
+      LEFT JOIN drift_watch.target_setting s ON s.target = coalesce(p_target, '')
+$$;
+
+-- SQLSTATEs worth another read within the run: the connection broke or could not be made, or
+-- the target cancelled the query for reasons that pass (a hot-standby conflict, a restart).
+CREATE FUNCTION drift_watch._retryable(state text) RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT state LIKE '08%' OR state IN ('40001', '40P01', '57P01', '57P02', '57P03', '53300')
+$$;
+
 -- Serialises checks of one target: a row lock that only drift_watch's own (definer) functions
 -- can take, since nobody is granted anything on this table (unlike an advisory lock, whose key
 -- anyone can compute and hold).
@@ -148,7 +197,8 @@ $$;
 -- Views a person reads.
 CREATE VIEW drift_watch.runs AS
 SELECT id AS run_id, NULLIF(target, '') AS target, started_at, finished_at, status, error,
-       sqlstate, deltas_found, deltas_new, deltas_resolved, deltas_open, deltas_undocumented
+       sqlstate, deltas_found, deltas_new, deltas_resolved, deltas_open, deltas_undocumented,
+       attempts, in_recovery, replay_lag, replay_paused, note
   FROM drift_watch.check_run
  ORDER BY id DESC;
 
@@ -271,6 +321,10 @@ DECLARE
     st text;
     xact xid8;
     previous text;
+    was_replica boolean;
+    info record;
+    setting drift_watch.target_setting;
+    lag interval;
     message text;
     detail text;
     state text;
@@ -287,14 +341,50 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Call drift_watch.run_check(target).';
     END IF;
-    -- How the target's last finished run went: a failure is announced once per outage, and the
-    -- first good run after one closes it.
+    setting := drift_watch._target_setting(t);
+    -- How the target's last finished run went: an unhealthy streak (failed or stale runs) is
+    -- announced once, and the first good run after one closes it.
     SELECT r.status INTO previous FROM drift_watch.check_run r
-     WHERE r.target = t AND r.id < run AND r.status IN ('succeeded', 'failed')
+     WHERE r.target = t AND r.id < run AND r.status IN ('succeeded', 'failed', 'stale')
      ORDER BY r.id DESC LIMIT 1;
+    SELECT r.in_recovery INTO was_replica FROM drift_watch.check_run r
+     WHERE r.target = t AND r.id < run AND r.in_recovery IS NOT NULL
+     ORDER BY r.id DESC LIMIT 1;
+    -- What the read saw of the target, kept by the extension (not by the caller).
+    SELECT * INTO info FROM drift_watch._read_info(run);
+    lag := CASE WHEN info.replay_lag_ms IS NOT NULL
+                THEN make_interval(secs => info.replay_lag_ms / 1000.0) END;
+    UPDATE drift_watch.check_run
+       SET attempts = info.attempts, in_recovery = info.in_recovery, replay_lag = lag,
+           replay_paused = info.replay_paused,
+           note = CASE WHEN was_replica AND info.in_recovery = false
+                       THEN 'the target is no longer a replica (pg_is_in_recovery() is false): '
+                            'it was promoted, or the foreign server now points at a primary' END
+     WHERE id = run;
+    IF info.in_recovery AND lag > setting.max_replay_lag THEN
+        -- A stale replica's schema is an old one: compare nothing, resolve nothing.
+        UPDATE drift_watch.check_run
+           SET status = 'stale', finished_at = clock_timestamp(),
+               error = format('drift_watch: target "%s" is stale: its replay is %s behind what it '
+                              'received%s (max_replay_lag is %s); nothing was compared',
+                              t, date_trunc('second', lag),
+                              CASE WHEN info.replay_paused THEN ', and replay is paused' ELSE '' END,
+                              setting.max_replay_lag),
+               deltas_open = (SELECT count(*) FROM drift_watch.delta d
+                               WHERE d.target = t AND d.resolved_run IS NULL
+                                 AND d.change <> 'undocumented'),
+               notified = true
+         WHERE id = run;
+        IF previous IS NULL OR previous = 'succeeded' THEN
+            INSERT INTO drift_watch.outbox (run_id, kind, target) VALUES (run, 'run_failed', t);
+        END IF;
+        PERFORM pg_notify('drift_watch', json_build_object(
+            'run_id', run, 'target', NULLIF(t, ''), 'status', 'stale')::text);
+        RETURN run;
+    END IF;
     BEGIN
         PERFORM drift_watch._record_read(run);
-        IF previous = 'failed' THEN
+        IF previous IN ('failed', 'stale') THEN
             INSERT INTO drift_watch.outbox (run_id, kind, target, parent_id)
             SELECT run, 'recovered', t, o.id FROM drift_watch.outbox o
              WHERE o.target = t AND o.kind = 'run_failed'
@@ -302,7 +392,7 @@ BEGIN
             PERFORM pg_notify('drift_watch', json_build_object(
                 'run_id', run, 'target', NULLIF(t, ''), 'status', 'recovered')::text);
         END IF;
-    EXCEPTION WHEN others THEN
+    EXCEPTION WHEN query_canceled OR others THEN
         GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
                                 state = RETURNED_SQLSTATE;
         UPDATE drift_watch.check_run
@@ -313,8 +403,8 @@ BEGIN
                                  AND d.change <> 'undocumented'),
                notified = true
          WHERE id = run;
-        -- Announce a failure once: when the previous run did not fail already.
-        IF previous IS DISTINCT FROM 'failed' THEN
+        -- Announce once per unhealthy streak: when the previous run was not failing already.
+        IF previous IS NULL OR previous = 'succeeded' THEN
             INSERT INTO drift_watch.outbox (run_id, kind, target) VALUES (run, 'run_failed', t);
         END IF;
         PERFORM pg_notify('drift_watch', json_build_object(
@@ -332,13 +422,39 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     run bigint;
+    setting drift_watch.target_setting;
+    deadline timestamptz;
+    attempt integer := 0;
+    wait double precision := 2;
+    retry boolean;
+    state text;
 BEGIN
     run := drift_watch._begin_check(target);
-    BEGIN
-        PERFORM drift_watch._read_check(run);
-    EXCEPTION WHEN others THEN
-        NULL;  -- the extension keeps the read's error for _finish_check, which records it
-    END;
+    setting := drift_watch._target_setting(target);
+    deadline := clock_timestamp() + setting.retry_window;
+    LOOP
+        attempt := attempt + 1;
+        retry := false;
+        BEGIN
+            PERFORM drift_watch._read_check(run);
+        EXCEPTION
+            -- A cancel or a timeout, here or on the target: recorded as the run's failure.
+            WHEN query_canceled THEN
+                NULL;
+            WHEN others THEN
+                -- The extension keeps the read's error for _finish_check, which records it.
+                GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE;
+                retry := attempt < setting.retry_attempts AND drift_watch._retryable(state)
+                         AND clock_timestamp() + make_interval(secs => wait) <= deadline;
+        END;
+        EXIT WHEN NOT retry;
+        BEGIN
+            PERFORM pg_sleep(wait);
+        EXCEPTION WHEN query_canceled THEN
+            EXIT;  -- cancelled while waiting: the last read's error is recorded
+        END;
+        wait := least(wait * 3, 60);
+    END LOOP;
     RETURN drift_watch._finish_check(run);
 END
 $$;
@@ -375,6 +491,23 @@ BEGIN
            claim_token = gen_random_uuid()
      WHERE o.id = item
     RETURNING o.id, o.kind, o.target, o.run_id, o.marker, o.attempts, o.parent_id, o.claim_token;
+END
+$$;
+
+-- A delivery in progress keeps its claim: the lease is extended (heartbeat). False when the
+-- claim was lost (the lease ran out and another notifier took the item over).
+CREATE FUNCTION drift_watch.outbox_extend(item bigint, claim uuid, lease_seconds double precision)
+RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF lease_seconds IS NULL OR NOT lease_seconds > 0 THEN
+        RAISE EXCEPTION 'drift_watch: lease_seconds must be positive' USING ERRCODE = '22023';
+    END IF;
+    UPDATE drift_watch.outbox o
+       SET next_attempt_at = now() + make_interval(secs => lease_seconds)
+     WHERE o.id = item AND o.claim_token = claim AND o.delivered_at IS NULL;
+    RETURN FOUND;
 END
 $$;
 
@@ -587,17 +720,19 @@ GRANT SELECT ON drift_watch.runs, drift_watch.open_deltas, drift_watch.resolved_
                 drift_watch.undocumented_columns, drift_watch.coverage
    TO drift_watch_checker, drift_watch_notifier;
 -- drift_diff compares with the stored baselines (what was there at a table's first check).
-GRANT SELECT ON drift_watch.snapshot TO drift_watch_checker;
+GRANT SELECT ON drift_watch.snapshot, drift_watch.target_setting TO drift_watch_checker;
 GRANT EXECUTE ON FUNCTION drift_watch.run_check(text), drift_watch._begin_check(text),
                           drift_watch._read_check(bigint), drift_watch._finish_check(bigint),
                           drift_watch.drift_diff(text), drift_watch._catalog_query(),
                           drift_watch._dblink_connection_open(text),
                           drift_watch._canonical_types(text[]), drift_watch._parse_type(text),
+                          drift_watch._target_setting(text), drift_watch._retryable(text),
                           drift_watch.schedule_check(text, text),
                           drift_watch.unschedule_check(text),
                           drift_watch._cron_job_name(text), drift_watch._require_pg_cron(text, text)
    TO drift_watch_checker;
 GRANT EXECUTE ON FUNCTION drift_watch.outbox_claim(double precision),
+                          drift_watch.outbox_extend(bigint, uuid, double precision),
                           drift_watch.outbox_ack(bigint, uuid, text),
                           drift_watch.outbox_postpone(bigint, uuid, double precision, text),
                           drift_watch.outbox_park(bigint, uuid, text),

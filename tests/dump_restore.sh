@@ -40,14 +40,14 @@ $y$);
 SELECT run_check('app');
 INSERT INTO drift_watch.ignore_rule (target, table_pattern, note) VALUES ('app', 'audit_%', 'kept');
 SQL
-counts="SELECT (SELECT count(*) FROM drift_watch.check_run), (SELECT count(*) FROM drift_watch.delta),
-               (SELECT count(*) FROM drift_watch.delta WHERE resolved_run IS NULL),
+counts="SELECT (SELECT count(*) FROM drift_watch.check_run), (SELECT count(*) FROM drift_watch.delta WHERE resolved_run IS NOT NULL),
+               (SELECT count(*) FROM drift_watch.delta WHERE resolved_run IS NULL AND change <> 'undocumented'),
                (SELECT count(*) FROM drift_watch.outbox), (SELECT count(*) FROM drift_watch.outbox WHERE delivered_at IS NULL),
                (SELECT count(*) FROM drift_watch.snapshot), (SELECT count(*) FROM drift_watch.contract_table),
                (SELECT count(*) FROM drift_watch.ignore_rule), (SELECT max(asana_task_gid) FROM drift_watch.outbox)"
 before=$(q dump_src "$counts")
-IFS='|' read -r runs deltas open outbox pending snaps tables rules gid <<<"$before"
-[ "$runs|$((deltas - open))|$outbox|$pending|$snaps|$rules|$gid" = "2|1|2|1|1|1|1201" ] && [ "$open" -gt 0 ] \
+IFS='|' read -r runs resolved open outbox pending snaps tables rules gid <<<"$before"
+[ "$runs|$resolved|$outbox|$pending|$snaps|$rules|$gid" = "2|1|2|1|1|1|1201" ] && [ "$open" -gt 0 ] \
   || die "dump_restore: unexpected source state $before"
 
 "$PG_BIN/pg_dump" -h 127.0.0.1 -p "$port" -U postgres -Fc -f "$W/audit.dump" dump_src
@@ -68,5 +68,5 @@ items=$(q dump_dst "SELECT count(*) FROM drift_watch.outbox")
 # New rows take new ids: a contract load and an ignore rule after the restore.
 q dump_dst "SELECT load_contract('models/more.yml', 'sources: [{name: more, tables: [{name: t}]}]')" >/dev/null
 q dump_dst "INSERT INTO drift_watch.ignore_rule (note) VALUES ('new')" >/dev/null
-echo "dump_restore: pg_dump + pg_restore kept $before (runs|deltas|open|outbox|pending|snapshots|tables|rules|gid); the next check announced nothing"
+echo "dump_restore: pg_dump + pg_restore kept $before (runs|resolved|open|outbox|pending|snapshots|tables|rules|gid); the next check announced nothing"
 pg "$port" -c "DROP DATABASE dump_src WITH (FORCE)" -c "DROP DATABASE dump_dst WITH (FORCE)"

@@ -35,6 +35,41 @@ pub enum Target<'a> {
 pub struct LiveRead {
     pub catalog: LiveCatalog,
     pub types: TypeMap,
+    pub freshness: Freshness,
+}
+
+/// The target's replication state, read with its catalog.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Freshness {
+    pub in_recovery: Option<bool>,
+    /// How far replay is behind what the replica received (0 when caught up), milliseconds.
+    pub replay_lag_ms: Option<i64>,
+    pub replay_paused: Option<bool>,
+}
+
+/// Timeouts set on the target's session for the read, milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadLimits {
+    pub statement_timeout_ms: i64,
+    pub lock_timeout_ms: i64,
+}
+
+/// The target's settings (drift_watch.target_setting, or the defaults).
+pub fn read_limits(client: &SpiClient<'_>, target: &str) -> Result<ReadLimits, DriftError> {
+    let row = client
+        .select(
+            "SELECT (extract(epoch FROM s.statement_timeout) * 1000)::int8,
+                    (extract(epoch FROM s.lock_timeout) * 1000)::int8
+               FROM drift_watch._target_setting($1) s",
+            Some(1),
+            &[target.into()],
+        )?
+        .first()
+        .get_two::<i64, i64>()?;
+    Ok(ReadLimits {
+        statement_timeout_ms: row.0.unwrap_or(60_000).max(1),
+        lock_timeout_ms: row.1.unwrap_or(10_000).max(1),
+    })
 }
 
 /// Checks that `target` names a foreign server the caller can use, before any connection.
@@ -168,6 +203,9 @@ pub struct CatalogQuery {
 ///   same oids and spellings on every server, so they are formatted once per distinct
 ///   (oid, typmod) in the audit database instead of once per column on the target;
 /// * kind 1 — a relation that exists: `ord`, and `reloid` = its `pg_class.oid`;
+/// * kind 4 — one row: the target's replication state: `attnum` = `pg_is_in_recovery()`, `typid`
+///   = how far replay is behind what was received, in ms (0 when caught up; NULL on a primary),
+///   `typmod` = `pg_is_wal_replay_paused()`;
 /// * kind 3 — a relation that does not exist as named, but does under a name differing only in
 ///   case (what quoting rules get wrong): `ord`, `name` = its relname, `spelling` = its schema;
 /// * kind 2 — a user type the contract names: probe `ord`, `typid` = its oid on the target and
@@ -200,6 +238,13 @@ pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> Catalo
              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel \
                             AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) \
          SELECT 1, r.ord::int4, NULL, NULL, NULL, NULL, NULL, r.oid::int8 FROM rel r \
+         UNION ALL \
+         SELECT 4, NULL::int4, pg_is_in_recovery()::int4, \
+                CASE WHEN NOT pg_is_in_recovery() THEN NULL \
+                     WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0 \
+                     ELSE (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::int8 END, \
+                CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused()::int4 END, \
+                NULL::text, NULL::text, NULL::int8 \
          UNION ALL \
          SELECT 3, w.ord::int4, NULL::int4, NULL::int8, NULL::int4, c.relname::text, n.nspname::text, NULL::int8 \
            FROM (SELECT * FROM want w WHERE NOT EXISTS (SELECT 1 FROM rel r WHERE r.ord = w.ord)) w \
@@ -267,6 +312,7 @@ pub fn read_live(
     client: &SpiClient<'_>,
     target: &Target<'_>,
     contract: &[ContractTable],
+    limits: ReadLimits,
 ) -> Result<LiveRead, DriftError> {
     let (mut types, probes) = canonical_types(client, contract)?;
     let query = catalog_query(contract, probes);
@@ -295,7 +341,13 @@ pub fn read_live(
             if preempted {
                 return Err(DriftError::ConnectionNameTaken(server.to_string()));
             }
-            let remote = format!("SET search_path = pg_catalog, pg_temp; {}", query.sql);
+            // Timeouts on the target's session: a locked catalog or a stuck replica ends the read
+            // there (dblink waits for the target without heeding this session's own timeouts).
+            let remote = format!(
+                "SET search_path = pg_catalog, pg_temp; SET statement_timeout = {}; \
+                 SET lock_timeout = {}; {}",
+                limits.statement_timeout_ms, limits.lock_timeout_ms, query.sql
+            );
             let sql = format!(
                 "SELECT * FROM {}.dblink($1, $2) AS t({RESULT_COLUMNS})",
                 drift_watch_core::ident::quote(&dblink)
@@ -314,24 +366,35 @@ pub fn read_live(
                 Ok(rows)
             })
             .catch_others(|caught| {
-                let (message, detail) = match &caught {
-                    CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
-                        (r.message().to_string(), r.detail().map(str::to_string))
-                    }
-                    CaughtError::RustPanic { ereport, .. } => (ereport.message().to_string(), None),
+                let (message, detail, sqlstate) = match &caught {
+                    CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => (
+                        r.message().to_string(),
+                        r.detail().map(str::to_string),
+                        r.sql_error_code(),
+                    ),
+                    CaughtError::RustPanic { ereport, .. } => (
+                        ereport.message().to_string(),
+                        None,
+                        PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
+                    ),
                 };
                 Err(DriftError::TargetUnreachable {
                     target: server.clone(),
                     message,
                     detail,
+                    sqlstate,
                 })
             })
             .execute()?
         }
     };
-    let (catalog, probed) = rows.finish(client)?;
+    let (catalog, probed, freshness) = rows.finish(client)?;
     types.extend(probed);
-    Ok(LiveRead { catalog, types })
+    Ok(LiveRead {
+        catalog,
+        types,
+        freshness,
+    })
 }
 
 /// Accumulates result rows into the live catalog.
@@ -344,6 +407,7 @@ struct LiveRows<'q> {
     probed: HashMap<TypeKey, ResolvedType>,
     /// Missing relations that exist under a name differing only in case: (schema, name).
     case_variants: Vec<(usize, (String, String))>,
+    freshness: Freshness,
 }
 
 impl<'q> LiveRows<'q> {
@@ -354,6 +418,7 @@ impl<'q> LiveRows<'q> {
             builtin: HashMap::new(),
             probed: HashMap::new(),
             case_variants: Vec::new(),
+            freshness: Freshness::default(),
         }
     }
 
@@ -405,6 +470,13 @@ impl<'q> LiveRows<'q> {
                 };
                 self.probed.insert(key, resolved);
             }
+            Some(4) => {
+                self.freshness = Freshness {
+                    in_recovery: row.int4(2).map(|v| v != 0),
+                    replay_lag_ms: row.int8(3),
+                    replay_paused: row.int4(4).map(|v| v != 0),
+                };
+            }
             Some(3) => {
                 let rel = index(row.int4(1), self.tables.len())?;
                 if let (Some(name), Some(schema)) = (row.text(5), row.text(6)) {
@@ -419,7 +491,7 @@ impl<'q> LiveRows<'q> {
     fn finish(
         self,
         client: &SpiClient<'_>,
-    ) -> Result<(LiveCatalog, HashMap<TypeKey, ResolvedType>), DriftError> {
+    ) -> Result<(LiveCatalog, HashMap<TypeKey, ResolvedType>, Freshness), DriftError> {
         let spelled = spell_builtin_types(client, self.builtin.keys())?;
         let mut catalog = LiveCatalog::with_capacity(self.tables.len());
         for (rel, variant) in self.case_variants {
@@ -440,7 +512,7 @@ impl<'q> LiveRows<'q> {
                 catalog.insert(key.clone(), table);
             }
         }
-        Ok((catalog, self.probed))
+        Ok((catalog, self.probed, self.freshness))
     }
 }
 

@@ -33,6 +33,9 @@ pub enum DriftError {
         target: String,
         message: String,
         detail: Option<String>,
+        /// The SQLSTATE dblink raised: the target's own (e.g. 55P03, 57014, 40001), or 08001
+        /// when no connection could be made.
+        sqlstate: PgSqlErrorCode,
     },
 
     #[error(
@@ -59,7 +62,7 @@ impl DriftError {
             DriftError::DuplicateTable { .. } => ERRCODE_UNIQUE_VIOLATION,
             DriftError::UnknownTarget(_) => ERRCODE_UNDEFINED_OBJECT,
             DriftError::NoUserMapping { .. } => ERRCODE_UNDEFINED_OBJECT,
-            DriftError::TargetUnreachable { .. } => ERRCODE_CONNECTION_FAILURE,
+            DriftError::TargetUnreachable { sqlstate, .. } => *sqlstate,
             DriftError::ConnectionNameTaken(_) => ERRCODE_DUPLICATE_OBJECT,
             DriftError::DblinkMissing => ERRCODE_UNDEFINED_FUNCTION,
             DriftError::Spi(_) | DriftError::Internal(_) => ERRCODE_INTERNAL_ERROR,

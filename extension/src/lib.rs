@@ -114,7 +114,8 @@ fn drift_diff(
     };
     let deltas = Spi::connect(|client| {
         let contract = store::read_contract(client)?;
-        let live = catalog::read_live(client, &target, &contract)?;
+        let limits = catalog::read_limits(client, key)?;
+        let live = catalog::read_live(client, &target, &contract, limits)?;
         // The classification a check would record now, for the tables that have a baseline
         // from an earlier check: a live column the contract does not list is `added` only if it
         // appeared after that table's first check (else `undocumented`), and renames are exact.
@@ -189,6 +190,24 @@ fn _record_read(run: i64) {
     runs::record(run)
 }
 
+/// What step 2's reads saw of the target: how many reads were made, and its replication state
+/// (NULLs when no read succeeded). Owner only; `_finish_check` records it.
+#[pg_extern(volatile, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn _read_info(
+    run: i64,
+) -> TableIterator<
+    'static,
+    (
+        name!(attempts, i32),
+        name!(in_recovery, Option<bool>),
+        name!(replay_lag_ms, Option<i64>),
+        name!(replay_paused, Option<bool>),
+    ),
+> {
+    TableIterator::once(runs::info(run))
+}
+
 /// Whether step 2 kept a read (or its error) for `run` in this backend. Owner only.
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
@@ -204,6 +223,7 @@ extension_sql_file!(
         _read_check,
         _record_read,
         _has_read,
+        _read_info,
         drift_diff,
         _catalog_query,
         load_contract,

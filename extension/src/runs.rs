@@ -25,16 +25,23 @@ enum RunState {
         contract: Vec<ContractTable>,
         live: LiveRead,
     },
-    /// The read failed with this error.
+    /// The last read failed with this error (`run_check` may try again).
     Failed {
+        target: Option<String>,
         sqlstate: PgSqlErrorCode,
         message: String,
         detail: Option<String>,
     },
 }
 
+struct Run {
+    state: RunState,
+    /// Reads made for this run.
+    attempts: i32,
+}
+
 thread_local! {
-    static RUNS: RefCell<HashMap<i64, RunState>> = RefCell::new(HashMap::new());
+    static RUNS: RefCell<HashMap<i64, Run>> = RefCell::new(HashMap::new());
 }
 
 /// Opens a run (lock, row) and remembers it. Runs of earlier, finished or aborted, statements of
@@ -46,8 +53,11 @@ pub fn begin(target: Option<&str>) -> Result<i64, DriftError> {
     RUNS.with(|r| {
         r.borrow_mut().insert(
             run,
-            RunState::Begun {
-                target: target.map(str::to_string),
+            Run {
+                state: RunState::Begun {
+                    target: target.map(str::to_string),
+                },
+                attempts: 0,
             },
         )
     });
@@ -65,14 +75,29 @@ fn not_begun(run: i64) -> ! {
     unreachable!("ERROR does not return")
 }
 
-/// Reads the contract and the live side for `run` as the current (calling) role.
+/// Reads the contract and the live side for `run` as the current (calling) role; after a failed
+/// read, again (a retry within the run).
 pub fn read(run: i64) {
-    let target = RUNS.with(|r| match r.borrow().get(&run) {
-        Some(RunState::Begun { target }) => Some(target.clone()),
-        _ => None,
+    let target = RUNS.with(|r| {
+        let mut runs = r.borrow_mut();
+        let entry = runs.get_mut(&run)?;
+        match &entry.state {
+            RunState::Begun { target } | RunState::Failed { target, .. } => {
+                let target = target.clone();
+                entry.attempts += 1;
+                Some(target)
+            }
+            RunState::Read { .. } => None,
+        }
     });
     let Some(target) = target else { not_begun(run) };
-    let keep = |state: RunState| RUNS.with(|r| r.borrow_mut().insert(run, state));
+    let keep = |state: RunState| {
+        RUNS.with(|r| {
+            if let Some(entry) = r.borrow_mut().get_mut(&run) {
+                entry.state = state;
+            }
+        })
+    };
     let outcome = PgTryBuilder::new(|| {
         Spi::connect(|client| {
             let contract = store::read_contract(client)?;
@@ -80,7 +105,8 @@ pub fn read(run: i64) {
                 Some(server) => Target::Server(server),
                 None => Target::Local,
             };
-            let live = catalog::read_live(client, &live_target, &contract)?;
+            let limits = catalog::read_limits(client, target.as_deref().unwrap_or(""))?;
+            let live = catalog::read_live(client, &live_target, &contract, limits)?;
             Ok::<_, DriftError>((contract, live))
         })
     })
@@ -98,6 +124,7 @@ pub fn read(run: i64) {
             ),
         };
         keep(RunState::Failed {
+            target: target.clone(),
             sqlstate,
             message,
             detail,
@@ -116,6 +143,7 @@ pub fn read(run: i64) {
         Err(e) => {
             let (sqlstate, message, detail) = e.parts();
             keep(RunState::Failed {
+                target: target.clone(),
                 sqlstate,
                 message,
                 detail,
@@ -129,7 +157,7 @@ pub fn read(run: i64) {
 pub fn has_read(run: i64) -> bool {
     RUNS.with(|r| {
         matches!(
-            r.borrow().get(&run),
+            r.borrow().get(&run).map(|e| &e.state),
             Some(RunState::Read { .. } | RunState::Failed { .. })
         )
     })
@@ -137,7 +165,7 @@ pub fn has_read(run: i64) -> bool {
 
 /// Records what `read` kept for `run` (as the extension's owner), or raises the read's error.
 pub fn record(run: i64) {
-    let state = RUNS.with(|r| r.borrow_mut().remove(&run));
+    let state = RUNS.with(|r| r.borrow_mut().remove(&run)).map(|e| e.state);
     match state {
         Some(RunState::Read {
             target,
@@ -148,6 +176,7 @@ pub fn record(run: i64) {
             sqlstate,
             message,
             detail,
+            ..
         }) => {
             let mut report = ErrorReport::new(sqlstate, message, "drift_watch");
             if let Some(d) = detail {
@@ -162,4 +191,21 @@ pub fn record(run: i64) {
         )
         .report(PgLogLevel::ERROR),
     }
+}
+
+/// Reads made for `run`, and the target's replication state when a read succeeded.
+pub fn info(run: i64) -> (i32, Option<bool>, Option<i64>, Option<bool>) {
+    RUNS.with(|r| match r.borrow().get(&run) {
+        Some(Run {
+            state: RunState::Read { live, .. },
+            attempts,
+        }) => (
+            *attempts,
+            live.freshness.in_recovery,
+            live.freshness.replay_lag_ms,
+            live.freshness.replay_paused,
+        ),
+        Some(Run { attempts, .. }) => (*attempts, None, None, None),
+        None => (0, None, None, None),
+    })
 }

@@ -258,9 +258,15 @@ SELECT status, sqlstate, error !~ 'WRONG-secret' AS no_password,
        error !~ 'SELECT|pg_attribute' AS no_query
   FROM drift_watch.runs WHERE run_id = :badpw_run;
 SELECT drift_watch.run_check('app_down') AS down_run \gset
-SELECT sqlstate, error FROM drift_watch.runs WHERE run_id = :down_run;
+SELECT sqlstate, attempts, error FROM drift_watch.runs WHERE run_id = :down_run;
 SELECT o.error_first_line FROM drift_watch.outbox x, drift_watch.outbox_item(x.id) o
  WHERE x.run_id = :badpw_run;
+-- A cancel (here, this session's statement_timeout firing while a retry waits) still records
+-- the run as failed, with the last read's error, instead of rolling it back.
+SET statement_timeout = '1s';
+SELECT drift_watch.run_check('app_down') AS cancelled_run \gset
+RESET statement_timeout;
+SELECT status, sqlstate, attempts FROM drift_watch.runs WHERE run_id = :cancelled_run;
 SELECT drift_watch._clean_error('boom', E'detail line\n   0: pgrx::something\n             at /src/x.rs:1:2\n   1: std::rt');
 SELECT drift_watch._clean_error('could not connect: password=hunter2 user=x', 'token: abc');
 
