@@ -91,6 +91,8 @@ CREATE TABLE drift_watch.delta (
     contract_type      text,
     live_type          text,
     detail             text,
+    -- For a rename: the column's old name (as stored, not parsed back out of `detail`).
+    renamed_from       text,
     first_seen_run     bigint NOT NULL REFERENCES drift_watch.check_run,
     last_seen_run      bigint NOT NULL REFERENCES drift_watch.check_run,
     resolved_run       bigint REFERENCES drift_watch.check_run,
@@ -610,13 +612,15 @@ $$;
 -- The deltas an item files (new_deltas) or follows up on (resolved), in display order.
 CREATE FUNCTION drift_watch.outbox_deltas(item bigint)
 RETURNS TABLE (source_name text, schema_name text, table_name text, column_name text,
-               change text, contract_type text, live_type text, detail text, first_seen text)
+               change text, contract_type text, live_type text, detail text, first_seen text,
+               renamed_from text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT d.source_name, d.schema_name, d.table_name, d.column_name, d.change,
            d.contract_type, d.live_type, d.detail,
-           to_char(d.first_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
+           to_char(d.first_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+           d.renamed_from
       FROM drift_watch.outbox o
       JOIN drift_watch.delta d
         ON (o.kind = 'new_deltas' AND d.announce_outbox_id = o.id)

@@ -200,11 +200,11 @@ fn record_deltas(
              new AS (
                INSERT INTO drift_watch.delta
                       (target, fingerprint, source_name, schema_name, table_name, column_name,
-                       change, contract_type, live_type, detail, first_seen_run, last_seen_run,
-                       first_seen_at, last_seen_at)
+                       change, contract_type, live_type, detail, renamed_from, first_seen_run,
+                       last_seen_run, first_seen_at, last_seen_at)
                SELECT $2, f.fingerprint, f.source_name, f.schema_name, f.table_name,
-                      f.column_name, f.change, f.contract_type, f.live_type, f.detail, $1, $1,
-                      now(), now()
+                      f.column_name, f.change, f.contract_type, f.live_type, f.detail,
+                      f.renamed_from, $1, $1, now(), now()
                  FROM found f
                 WHERE f.fingerprint NOT IN (SELECT fingerprint FROM seen)
                RETURNING change),
