@@ -192,6 +192,7 @@ fn _record_read(run: i64) {
 
 /// What step 2's reads saw of the target: how many reads were made, and its replication state
 /// (NULLs when no read succeeded). Owner only; `_finish_check` records it.
+#[allow(clippy::type_complexity)] // pgrx needs the row type spelled out here
 #[pg_extern(volatile, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn _read_info(
