@@ -1,27 +1,112 @@
-//! The Asana REST client: transport and error classification only (what to do about an error is
-//! the delivery loop's business). Requests and responses use Asana's `{"data": ...}` envelope.
+//! The Asana REST client: transport, pacing and error classification only (what to do about an
+//! error is the delivery policy's business). Requests and responses use Asana's `{"data": ...}`
+//! envelope; attachments are multipart/form-data.
+//!
+//! Pacing: every request (429s and retries included, as Asana counts them) takes a token from a
+//! bucket refilled at `DRIFT_ASANA_REQUESTS_PER_MINUTE` (less 2%, for clock and network jitter),
+//! holding one token: never more requests in any minute than the quota, so a backlog drains at
+//! the quota's pace instead of tripping 429. A 429 pauses every request of this notifier for its
+//! `Retry-After` (at most `MAX_PAUSE`; a longer wait is returned to the caller, which postpones
+//! the item instead of holding it). Shutdown interrupts every wait.
 //! SECURITY: the token is sent as a sensitive header and never formatted into logs or errors.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{HeaderValue, AUTHORIZATION, RETRY_AFTER};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::warn;
 
 use crate::render::TaskDraft;
+use crate::sink::{Attachment, Sink, SinkError};
 
-/// How a request failed, as the delivery loop must treat it.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AsanaError {
-    /// 429: wait this long, then retry. Has no side effect.
-    #[error("Asana rate limit: retry after {0:?}")]
-    RateLimited(Duration),
-    /// 5xx, timeout, connection failure: retry with backoff; the request may have taken effect.
-    #[error("Asana unavailable: {0}")]
-    Transient(String),
-    /// 4xx: retrying the same request will not help until the configuration or data changes.
-    #[error("Asana rejected the request ({status}): {message}")]
-    Rejected { status: u16, message: String },
+/// The longest a 429 pauses this notifier; a longer Retry-After postpones the item instead.
+pub const MAX_PAUSE: Duration = Duration::from_secs(5 * 60);
+/// 429s in a row for one request before the item is postponed instead.
+const RATE_LIMIT_RETRIES: usize = 5;
+/// When a 429 carries no usable Retry-After.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The request pacer: a token bucket of one token, and the pause a 429 imposes.
+#[derive(Debug)]
+pub struct Pacer {
+    interval: Duration,
+    state: Mutex<PacerState>,
+}
+
+#[derive(Debug)]
+struct PacerState {
+    /// When the next token is available.
+    next: Instant,
+    /// No request before this (a 429's Retry-After).
+    paused_until: Instant,
+}
+
+impl Pacer {
+    /// At most `per_minute` requests in any minute (0 is taken as 1).
+    pub fn new(per_minute: u32) -> Pacer {
+        let interval = Duration::from_secs_f64(60.0 / f64::from(per_minute.max(1)) * 1.02);
+        let now = Instant::now();
+        Pacer {
+            interval,
+            state: Mutex::new(PacerState {
+                next: now,
+                paused_until: now,
+            }),
+        }
+    }
+
+    /// Waits for a token (and for any pause to end); `Interrupted` if `stop` says so first.
+    pub async fn acquire(&self, stop: Option<&watch::Receiver<bool>>) -> Result<(), SinkError> {
+        loop {
+            let (at, reserved) = {
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                if st.paused_until > now {
+                    (st.paused_until, false)
+                } else {
+                    let at = st.next.max(now);
+                    st.next = at + self.interval;
+                    (at, true)
+                }
+            };
+            if !sleep_until(at, stop).await {
+                return Err(SinkError::Interrupted);
+            }
+            if reserved {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A 429: nothing is sent for `wait` (at most `MAX_PAUSE`).
+    pub fn pause(&self, wait: Duration) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let until = Instant::now() + wait.min(MAX_PAUSE);
+        st.paused_until = st.paused_until.max(until);
+    }
+}
+
+/// Sleeps until `at`; false if `stop` turned true first.
+async fn sleep_until(at: Instant, stop: Option<&watch::Receiver<bool>>) -> bool {
+    let Some(stop) = stop else {
+        tokio::time::sleep_until(at).await;
+        return true;
+    };
+    let mut stop = stop.clone();
+    if *stop.borrow_and_update() {
+        return false;
+    }
+    if at <= Instant::now() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep_until(at) => !*stop.borrow(),
+        _ = stop.changed() => false,
+    }
 }
 
 /// Where and how tasks are filed.
@@ -33,6 +118,8 @@ pub struct Asana {
     pub project: String,
     pub section: Option<String>,
     pub assignee: Option<String>,
+    pacer: Arc<Pacer>,
+    stop: Option<watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Asana {
@@ -80,54 +167,144 @@ impl Asana {
             project,
             section,
             assignee,
+            pacer: Arc::new(Pacer::new(150)),
+            stop: None,
         })
     }
 
-    /// Sends a request and returns the whole response body of a 2xx, or the classified error.
-    async fn request(&self, request: reqwest::RequestBuilder) -> Result<Value, AsanaError> {
-        let response = request
-            .header(AUTHORIZATION, self.auth.clone())
-            .send()
-            .await
-            .map_err(|e| AsanaError::Transient(without_url(e)))?;
-        let status = response.status();
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            let wait = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(60);
-            return Err(AsanaError::RateLimited(Duration::from_secs(wait)));
-        }
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        let message = body["errors"][0]["message"]
-            .as_str()
-            .unwrap_or("no error message")
-            .to_string();
-        if status.is_server_error() {
-            Err(AsanaError::Transient(format!(
-                "HTTP {}: {message}",
-                status.as_u16()
-            )))
-        } else {
-            Err(AsanaError::Rejected {
-                status: status.as_u16(),
-                message,
-            })
+    /// Paces requests to at most `per_minute` (Asana: 150 on free plans, 1,500 on paid ones).
+    pub fn with_quota(mut self, per_minute: u32) -> Self {
+        self.pacer = Arc::new(Pacer::new(per_minute));
+        self
+    }
+
+    /// Waits (pacing, 429 pauses) end early with `SinkError::Interrupted` when `stop` is true.
+    pub fn with_stop(mut self, stop: watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Sends a request built by `build` (again after a 429) and returns the whole body of a
+    /// 2xx, or the classified error.
+    async fn request<F>(&self, build: F) -> Result<Value, SinkError>
+    where
+        F: Fn() -> Result<reqwest::RequestBuilder, SinkError>,
+    {
+        let mut limited = 0;
+        loop {
+            self.pacer.acquire(self.stop.as_ref()).await?;
+            let response = build()?
+                .header(AUTHORIZATION, self.auth.clone())
+                .send()
+                .await
+                .map_err(|e| SinkError::Transient(without_url(e)))?;
+            let status = response.status();
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let wait = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs);
+                self.pacer.pause(wait);
+                limited += 1;
+                if wait > MAX_PAUSE || limited > RATE_LIMIT_RETRIES {
+                    return Err(SinkError::RateLimited(wait));
+                }
+                warn!(
+                    wait_s = wait.as_secs(),
+                    "Asana rate limit (429): every request waits Retry-After"
+                );
+                continue;
+            }
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if status.is_success() {
+                return Ok(body);
+            }
+            let message = body["errors"][0]["message"]
+                .as_str()
+                .unwrap_or("no error message")
+                .to_string();
+            return if status.is_server_error() {
+                Err(SinkError::Transient(format!(
+                    "HTTP {}: {message}",
+                    status.as_u16()
+                )))
+            } else {
+                Err(SinkError::Rejected {
+                    status: status.as_u16(),
+                    message,
+                })
+            };
         }
     }
 
-    /// `data` of a 2xx response.
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, AsanaError> {
-        Ok(self.request(request).await?["data"].take())
+    /// `data` of a 2xx response to a JSON request.
+    async fn send_json(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: &Value,
+    ) -> Result<Value, SinkError> {
+        let payload = serde_json::to_vec(body).map_err(|e| SinkError::Transient(e.to_string()))?;
+        Ok(self
+            .request(|| {
+                Ok(self
+                    .http
+                    .request(method.clone(), url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(payload.clone()))
+            })
+            .await?["data"]
+            .take())
+    }
+
+    /// `data` and `next_page.offset` of a list response.
+    async fn get_paged(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+    ) -> Result<(Value, Option<String>), SinkError> {
+        let mut body = self.request(|| Ok(self.http.get(url).query(query))).await?;
+        let next = body["next_page"]["offset"].as_str().map(str::to_string);
+        Ok((body["data"].take(), next))
+    }
+}
+
+impl Sink for Asana {
+    /// Looks for the task carrying `marker` among the project's incomplete tasks, every page.
+    async fn find_task_by_marker(&self, marker: &str) -> Result<Option<String>, SinkError> {
+        let needle = crate::render::marker_line(marker);
+        let url = format!(
+            "{}/projects/{}/tasks",
+            self.base_url,
+            path_gid(&self.project)?
+        );
+        let mut offset: Option<String> = None;
+        loop {
+            let mut query = vec![
+                ("completed_since", "now".to_string()),
+                ("opt_fields", "name,notes".to_string()),
+                ("limit", "100".to_string()),
+            ];
+            if let Some(o) = &offset {
+                query.push(("offset", o.clone()));
+            }
+            let (tasks, next) = self.get_paged(&url, &query).await?;
+            for task in tasks.as_array().into_iter().flatten() {
+                if task["notes"].as_str().is_some_and(|n| n.contains(&needle)) {
+                    return Ok(task["gid"].as_str().map(str::to_string));
+                }
+            }
+            match next {
+                Some(next) => offset = Some(next),
+                None => return Ok(None),
+            }
+        }
     }
 
     /// `POST /tasks` in the project (and section, via memberships), assigned when configured.
-    pub async fn create_task(&self, task: &TaskDraft) -> Result<String, AsanaError> {
+    async fn create_task(&self, task: &TaskDraft) -> Result<String, SinkError> {
         let mut data = json!({
             "name": task.name,
             "html_notes": task.html_notes,
@@ -140,82 +317,109 @@ impl Asana {
             data["assignee"] = json!(assignee);
         }
         let created = self
-            .send(
-                self.http
-                    .post(format!("{}/tasks", self.base_url))
-                    .json(&json!({ "data": data })),
+            .send_json(
+                reqwest::Method::POST,
+                &format!("{}/tasks", self.base_url),
+                &json!({ "data": data }),
             )
             .await?;
         created["gid"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| AsanaError::Transient("created task has no gid".into()))
-    }
-
-    /// Looks for the task carrying `marker` among the project's incomplete tasks, every page.
-    pub async fn find_task_by_marker(&self, marker: &str) -> Result<Option<String>, AsanaError> {
-        let needle = crate::render::marker_line(marker);
-        let mut offset: Option<String> = None;
-        loop {
-            let mut query = vec![
-                ("completed_since", "now".to_string()),
-                ("opt_fields", "name,notes".to_string()),
-                ("limit", "100".to_string()),
-            ];
-            if let Some(o) = &offset {
-                query.push(("offset", o.clone()));
-            }
-            let url = format!(
-                "{}/projects/{}/tasks",
-                self.base_url,
-                path_gid(&self.project)?
-            );
-            let response = self.send_paged(self.http.get(url).query(&query)).await?;
-            for task in response.0.as_array().into_iter().flatten() {
-                if task["notes"].as_str().is_some_and(|n| n.contains(&needle)) {
-                    return Ok(task["gid"].as_str().map(str::to_string));
-                }
-            }
-            match response.1 {
-                Some(next) => offset = Some(next),
-                None => return Ok(None),
-            }
-        }
-    }
-
-    /// `data` and `next_page.offset` of a list response.
-    async fn send_paged(
-        &self,
-        request: reqwest::RequestBuilder,
-    ) -> Result<(Value, Option<String>), AsanaError> {
-        let mut body = self.request(request).await?;
-        let next = body["next_page"]["offset"].as_str().map(str::to_string);
-        Ok((body["data"].take(), next))
+            .ok_or_else(|| SinkError::Transient("created task has no gid".into()))
     }
 
     /// `POST /tasks/{gid}/stories`: a comment.
-    pub async fn comment(&self, task_gid: &str, text: &str) -> Result<(), AsanaError> {
+    async fn comment(&self, task_gid: &str, text: &str) -> Result<(), SinkError> {
         let task_gid = path_gid(task_gid)?;
-        self.send(
-            self.http
-                .post(format!("{}/tasks/{task_gid}/stories", self.base_url))
-                .json(&json!({ "data": { "text": text } })),
+        self.send_json(
+            reqwest::Method::POST,
+            &format!("{}/tasks/{task_gid}/stories", self.base_url),
+            &json!({ "data": { "text": text } }),
         )
         .await
         .map(|_| ())
     }
 
     /// `PUT /tasks/{gid}` with `completed: true`.
-    pub async fn complete(&self, task_gid: &str) -> Result<(), AsanaError> {
+    async fn complete(&self, task_gid: &str) -> Result<(), SinkError> {
         let task_gid = path_gid(task_gid)?;
-        self.send(
-            self.http
-                .put(format!("{}/tasks/{task_gid}", self.base_url))
-                .json(&json!({ "data": { "completed": true } })),
+        self.send_json(
+            reqwest::Method::PUT,
+            &format!("{}/tasks/{task_gid}", self.base_url),
+            &json!({ "data": { "completed": true } }),
         )
         .await
         .map(|_| ())
     }
+
+    /// `GET /attachments?parent=<task>`, every page, looking for `name`.
+    async fn has_attachment(&self, task_gid: &str, name: &str) -> Result<bool, SinkError> {
+        let task_gid = path_gid(task_gid)?;
+        let url = format!("{}/attachments", self.base_url);
+        let mut offset: Option<String> = None;
+        loop {
+            let mut query = vec![
+                ("parent", task_gid.to_string()),
+                ("opt_fields", "name".to_string()),
+                ("limit", "100".to_string()),
+            ];
+            if let Some(o) = &offset {
+                query.push(("offset", o.clone()));
+            }
+            let (attachments, next) = self.get_paged(&url, &query).await?;
+            if attachments
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|a| a["name"].as_str() == Some(name))
+            {
+                return Ok(true);
+            }
+            match next {
+                Some(next) => offset = Some(next),
+                None => return Ok(false),
+            }
+        }
+    }
+
+    /// `POST /attachments`, multipart/form-data: `parent` = the task, `file` = the file,
+    /// streamed from disk.
+    async fn attach(&self, task_gid: &str, file: &Attachment) -> Result<(), SinkError> {
+        let task_gid = path_gid(task_gid)?.to_string();
+        let url = format!("{}/attachments", self.base_url);
+        self.request(|| {
+            let f = std::fs::File::open(&file.path)
+                .map_err(|e| SinkError::Transient(format!("{}: {e}", file.path.display())))?;
+            let body = reqwest::Body::wrap_stream(file_chunks(tokio::fs::File::from_std(f)));
+            let part = reqwest::multipart::Part::stream_with_length(body, file.len)
+                .file_name(file.name.clone())
+                .mime_str(&file.content_type)
+                .map_err(|e| SinkError::Transient(e.to_string()))?;
+            let form = reqwest::multipart::Form::new()
+                .text("parent", task_gid.clone())
+                .part("file", part);
+            Ok(self.http.post(&url).multipart(form))
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+/// A file as a stream of chunks (64 KiB at most in memory).
+fn file_chunks(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    futures_util::stream::try_unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((buf, file)))
+    })
 }
 
 /// Whether `gid` is an Asana gid: 1 to 32 decimal digits.
@@ -227,12 +431,12 @@ pub fn is_gid(gid: &str) -> bool {
 /// from a tampered outbox row or an odd response) could point the token-carrying request at
 /// another resource. Refused as a 4xx is, so the delivery loop parks the item with the message
 /// instead of retrying it; nothing is sent.
-fn path_gid(gid: &str) -> Result<&str, AsanaError> {
+fn path_gid(gid: &str) -> Result<&str, SinkError> {
     if is_gid(gid) {
         return Ok(gid);
     }
     let shown: String = gid.chars().take(40).collect();
-    Err(AsanaError::Rejected {
+    Err(SinkError::Rejected {
         status: 400,
         message: format!(
             "refusing non-numeric Asana gid {shown:?}{}: not sent to Asana",
@@ -376,7 +580,7 @@ mod tests {
         ] {
             for result in [asana.comment(gid, "text").await, asana.complete(gid).await] {
                 match result {
-                    Err(AsanaError::Rejected {
+                    Err(SinkError::Rejected {
                         status: 400,
                         message,
                     }) => {
@@ -393,12 +597,12 @@ mod tests {
         tampered.project = "12/../34".into();
         assert!(matches!(
             tampered.find_task_by_marker("m").await,
-            Err(AsanaError::Rejected { status: 400, .. })
+            Err(SinkError::Rejected { status: 400, .. })
         ));
         // A numeric gid does go out (and fails to connect).
         assert!(matches!(
             asana.complete("1200000000001").await,
-            Err(AsanaError::Transient(_))
+            Err(SinkError::Transient(_))
         ));
     }
 }

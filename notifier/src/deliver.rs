@@ -1,29 +1,29 @@
-//! Delivery: drain the outbox into Asana, exactly once per item.
+//! Delivery: the policy that turns one outbox item into requests to a `Sink`, and the loop that
+//! drains the outbox through it, exactly once per item.
 //!
-//! Exactly once against an API without idempotency keys: the attempt is recorded before the POST
-//! (outbox::claim); every task carries its item's marker; an item on its second or later attempt
-//! first looks for a task with its marker among the project's incomplete tasks, and only creates
-//! one if there is none. Only a 2xx acknowledges an item. 429 waits `Retry-After`; 5xx, timeouts
-//! and connection errors back off exponentially with jitter; a 4xx parks the item with Asana's
-//! message until the notifier is restarted (with its configuration fixed). Nothing is dropped.
+//! Exactly once against an API without idempotency keys: the attempt is recorded before anything
+//! is sent (outbox::claim); every task carries its item's marker; just before every create, the
+//! project's incomplete tasks are searched for that marker, and a task found is the item's task.
+//! While an item is being delivered, a heartbeat extends its claim's lease every third of it, so
+//! no other notifier takes the item over mid-delivery; a claim lost all the same stops the
+//! delivery. Only a 2xx acknowledges an item. 5xx, timeouts and connection errors back off
+//! exponentially with jitter; a 429 longer than the notifier's pause postpones the item by its
+//! Retry-After; a 4xx parks the item with Asana's message until the notifier is restarted (with
+//! its configuration fixed). Nothing is dropped.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::watch;
 use tokio_postgres::Client;
 use tracing::{error, info, warn};
 
-use crate::asana::{Asana, AsanaError};
-use crate::outbox::{self, Item};
-use crate::render;
+use crate::outbox::{self, Item, ItemInfo, Kind};
+use crate::render::{self, DeltaRow};
+use crate::sink::{Sink, SinkError};
 
-/// Where tasks go: Asana, or standard output (dry run), each pending item printed once.
-pub enum Sink {
-    Asana(Asana),
-    DryRun(std::sync::Mutex<std::collections::HashSet<i64>>),
-}
-
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Drained {
     pub delivered: usize,
     pub failed: usize,
@@ -34,13 +34,20 @@ pub enum DeliverError {
     #[error("database: {0}")]
     Db(#[from] tokio_postgres::Error),
     #[error(transparent)]
-    Asana(#[from] AsanaError),
+    Sink(#[from] SinkError),
     #[error("{0}")]
     Data(String),
 }
 
-/// Retries of one request after 429s before the item is postponed instead.
-const RATE_LIMIT_RETRIES: usize = 5;
+/// What becomes of an item that was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// Due again after this long.
+    Retry(Duration),
+    /// Not retried until a notifier restarts (a 4xx: the configuration needs fixing).
+    Park,
+}
+
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
 const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
 
@@ -52,182 +59,466 @@ pub fn backoff(attempts: i32) -> Duration {
     Duration::from_secs_f64(jittered)
 }
 
-/// Runs an Asana call, waiting out 429s (a 429 has no side effect, so repeating is safe).
-async fn rate_limited<T, F, Fut>(mut call: F) -> Result<T, AsanaError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, AsanaError>>,
-{
-    let mut tries = 0;
-    loop {
-        match call().await {
-            Err(AsanaError::RateLimited(wait)) if tries < RATE_LIMIT_RETRIES => {
-                tries += 1;
-                warn!(
-                    wait_s = wait.as_secs(),
-                    "Asana rate limit (429): waiting Retry-After"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            other => return other,
-        }
+/// The policy for a failed delivery (database errors are not settled: the connection is).
+pub fn settle(error: &DeliverError, attempts: i32) -> Settle {
+    match error {
+        DeliverError::Sink(SinkError::Rejected { .. }) => Settle::Park,
+        DeliverError::Sink(SinkError::RateLimited(wait)) => Settle::Retry(*wait),
+        // Shutdown cut a wait short: nothing was sent; another notifier may take it now.
+        DeliverError::Sink(SinkError::Interrupted) => Settle::Retry(Duration::ZERO),
+        _ => Settle::Retry(backoff(attempts)),
     }
 }
 
-/// Delivers every item due now, one at a time, until none is left or `stop` says so.
-pub async fn drain(
-    db: &mut Client,
-    sink: &Sink,
-    lease: Duration,
-    stop: &tokio::sync::watch::Receiver<bool>,
-) -> Result<Drained, tokio_postgres::Error> {
-    let mut drained = Drained::default();
-    let asana = match sink {
-        Sink::Asana(asana) => asana,
-        Sink::DryRun(printed) => {
-            print_dry_run(db, printed).await?;
-            return Ok(drained);
-        }
-    };
-    while !*stop.borrow() {
-        let Some(item) = outbox::claim(db, lease).await? else {
-            break;
-        };
-        match deliver(db, asana, &item).await {
-            Ok(gid) => {
-                if outbox::acknowledge(db, &item, &gid).await? {
-                    drained.delivered += 1;
-                    info!(item = item.id, kind = %item.kind, target = %item.target, task = %gid, "delivered");
-                } else {
-                    warn!(item = item.id, task = %gid, "delivered, but the claim had expired: another notifier owns the item now");
-                }
-            }
-            Err(DeliverError::Db(e)) => return Err(e),
-            Err(e) => {
-                drained.failed += 1;
-                let retry = match &e {
-                    DeliverError::Asana(AsanaError::Rejected { status: 401, .. }) => {
-                        error!(item = item.id, "Asana rejected the token (401): set a valid ASANA_TOKEN and restart; the item is kept");
-                        None
-                    }
-                    DeliverError::Asana(AsanaError::Rejected { status, message }) => {
-                        error!(item = item.id, status, %message, "Asana rejected the request; fix the configuration (project, section, assignee) and restart; the item is kept");
-                        None
-                    }
-                    _ => {
-                        let wait = backoff(item.attempts);
-                        warn!(item = item.id, error = %e, retry_in_s = wait.as_secs(), "delivery failed; will retry");
-                        Some(wait)
-                    }
-                };
-                if !outbox::postpone(db, &item, retry, &e.to_string()).await? {
-                    warn!(
-                        item = item.id,
-                        "the claim had expired: another notifier owns the item now"
-                    );
-                }
-            }
-        }
-    }
-    Ok(drained)
+/// What delivery reads about an item, besides the item itself.
+#[allow(async_fn_in_trait)]
+pub trait Store {
+    async fn info(&self, item: &Item) -> Result<ItemInfo, DeliverError>;
+    /// The item's deltas (new_deltas: those it files; resolved: those it follows up on), in
+    /// display order.
+    async fn deltas(&self, item: &Item) -> Result<Vec<DeltaRow>, DeliverError>;
 }
 
-/// Delivers one claimed item; returns the Asana task it concerns.
-async fn deliver(db: &Client, asana: &Asana, item: &Item) -> Result<String, DeliverError> {
-    match item.kind.as_str() {
-        "new_deltas" | "run_failed" => {
-            if item.attempts > 1 {
-                // An earlier attempt may have created the task before failing or crashing.
-                if let Some(gid) = rate_limited(|| asana.find_task_by_marker(&item.marker)).await? {
-                    info!(item = item.id, task = %gid, "found the task an earlier attempt created");
-                    return Ok(gid);
-                }
-            }
-            let draft = draft(db, item).await?;
-            Ok(rate_limited(|| asana.create_task(&draft)).await?)
-        }
-        "resolved" => {
-            let (gid, resolved, all_resolved) = outbox::resolution(db, item).await?;
-            let gid = gid.ok_or_else(|| DeliverError::Data("follow-up without a task".into()))?;
-            let text = render::resolution_comment(&resolved, all_resolved);
-            rate_limited(|| asana.comment(&gid, &text)).await?;
-            if all_resolved {
-                rate_limited(|| asana.complete(&gid)).await?;
-            }
-            Ok(gid)
-        }
-        "recovered" => {
-            let (gid, at) = outbox::recovery(db, item).await?;
-            let gid = gid.ok_or_else(|| DeliverError::Data("follow-up without a task".into()))?;
-            let text = render::recovery_comment(&item.target, &at);
-            rate_limited(|| asana.comment(&gid, &text)).await?;
-            rate_limited(|| asana.complete(&gid)).await?;
-            Ok(gid)
-        }
-        other => Err(DeliverError::Data(format!("unknown outbox kind {other}"))),
+/// The audit database as a `Store`.
+pub struct DbStore<'a>(pub &'a Client);
+
+impl Store for DbStore<'_> {
+    async fn info(&self, item: &Item) -> Result<ItemInfo, DeliverError> {
+        Ok(outbox::info(self.0, item).await?)
+    }
+    async fn deltas(&self, item: &Item) -> Result<Vec<DeltaRow>, DeliverError> {
+        let rows = self.0.query(outbox::DELTAS_SQL, &[&item.id]).await?;
+        rows.iter()
+            .map(|r| outbox::delta_row(r).map_err(DeliverError::Data))
+            .collect()
     }
 }
 
-async fn draft(db: &Client, item: &Item) -> Result<render::TaskDraft, DeliverError> {
-    Ok(match item.kind.as_str() {
-        "run_failed" => {
-            let (error, at) = outbox::failed_run(db, item).await?;
-            render::failure_task(&item.target, &item.marker, item.run_id, &error, &at)
+/// The task an item files.
+async fn draft<D: Store>(store: &D, item: &Item) -> Result<render::TaskDraft, DeliverError> {
+    Ok(match item.kind {
+        Kind::RunFailed => {
+            let info = store.info(item).await?;
+            render::failure_task(
+                &item.target,
+                &item.marker,
+                item.run_id,
+                info.error_first_line.as_deref().unwrap_or("unknown error"),
+                &info.run_ended,
+            )
         }
         _ => {
-            let deltas = outbox::announced_deltas(db, item).await?;
+            let deltas = store.deltas(item).await?;
             render::new_deltas_task(&item.target, &item.marker, &deltas)
         }
     })
 }
 
-/// --dry-run: what would be sent, acknowledging nothing. Items already printed by this process
-/// are not printed again (the sidecar drains on every poll and notification).
-async fn print_dry_run(
-    db: &Client,
-    printed: &std::sync::Mutex<std::collections::HashSet<i64>>,
-) -> Result<(), tokio_postgres::Error> {
-    let items = outbox::pending(db).await?;
-    // -1 (no outbox id) marks that this process has printed its first report.
-    let first_time = printed.lock().map(|mut p| p.insert(-1)).unwrap_or(false);
-    if items.is_empty() && first_time {
-        println!("dry run: nothing pending");
-    }
-    for item in items {
-        let new = printed
-            .lock()
-            .map(|mut p| p.insert(item.id))
-            .unwrap_or(true);
-        if !new {
-            continue;
+/// The task a follow-up concerns.
+fn parent_task<S: Sink>(sink: &S, info: &ItemInfo) -> Result<String, DeliverError> {
+    info.parent_task_gid
+        .clone()
+        .or_else(|| sink.unfiled_task().map(str::to_string))
+        .ok_or_else(|| DeliverError::Data("follow-up without a task".into()))
+}
+
+/// Delivers one item; returns the Asana task it concerns.
+pub async fn deliver<S: Sink, D: Store>(
+    sink: &S,
+    store: &D,
+    item: &Item,
+) -> Result<String, DeliverError> {
+    match item.kind {
+        Kind::NewDeltas | Kind::RunFailed => {
+            let draft = draft(store, item).await?;
+            // Just before every create: an earlier attempt, or a notifier whose claim ran out,
+            // may have created the task (Asana has no idempotency keys).
+            if let Some(gid) = sink.find_task_by_marker(&item.marker).await? {
+                info!(item = item.id, task = %gid, "found the task an earlier attempt created");
+                return Ok(gid);
+            }
+            Ok(sink.create_task(&draft).await?)
         }
-        match item.kind.as_str() {
-            "resolved" => {
-                let (gid, resolved, all) = outbox::resolution(db, &item).await?;
-                println!(
-                    "=== dry run: comment on task {}{} ===\n{}\n",
-                    gid.as_deref().unwrap_or("(not filed yet)"),
-                    if all { " and mark it complete" } else { "" },
-                    render::resolution_comment(&resolved, all)
-                );
+        Kind::Resolved => {
+            let info = store.info(item).await?;
+            let gid = parent_task(sink, &info)?;
+            let resolved = store.deltas(item).await?;
+            let text = render::resolution_comment(&resolved, info.all_resolved);
+            sink.comment(&gid, &text).await?;
+            if info.all_resolved {
+                sink.complete(&gid).await?;
             }
-            "recovered" => {
-                let (gid, at) = outbox::recovery(db, &item).await?;
-                println!(
-                    "=== dry run: comment on task {} and mark it complete ===\n{}\n",
-                    gid.as_deref().unwrap_or("(not filed yet)"),
-                    render::recovery_comment(&item.target, &at)
-                );
+            Ok(gid)
+        }
+        Kind::Recovered => {
+            let info = store.info(item).await?;
+            let gid = parent_task(sink, &info)?;
+            let text = render::recovery_comment(&item.target, &info.run_ended);
+            sink.comment(&gid, &text).await?;
+            sink.complete(&gid).await?;
+            Ok(gid)
+        }
+    }
+}
+
+/// Extends the claim every third of the lease while a delivery runs. Returns only when the
+/// claim was lost; a database error is logged and the delivery left to its lease.
+async fn heartbeat(db: &Client, item: &Item, lease: Duration) {
+    let every = (lease / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        match outbox::extend(db, item, lease).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                warn!(item = item.id, error = %crate::connection::db_error(&e), "cannot extend the claim's lease; delivering within it");
+                std::future::pending::<()>().await;
             }
-            _ => match draft(db, &item).await {
-                Ok(task) => println!(
-                    "=== dry run: would create task ===\nname: {}\nhtml_notes:\n{}\n",
-                    task.name, task.html_notes
-                ),
+        }
+    }
+}
+
+/// The outbox drained into a sink.
+pub struct Notifier<S> {
+    pub sink: S,
+    /// How long a claim is reserved for this notifier (extended while delivering).
+    pub lease: Duration,
+    /// A dry run prints each item once per process.
+    printed: HashSet<i64>,
+    reported_empty: bool,
+}
+
+impl<S: Sink> Notifier<S> {
+    pub fn new(sink: S, lease: Duration) -> Self {
+        Notifier {
+            sink,
+            lease,
+            printed: HashSet::new(),
+            reported_empty: false,
+        }
+    }
+
+    /// Delivers every item due now, one at a time, until none is left or `stop` says so.
+    pub async fn drain(
+        &mut self,
+        db: &Client,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Drained, tokio_postgres::Error> {
+        if !self.sink.acknowledges() {
+            return self.dry_run(db).await;
+        }
+        let mut drained = Drained::default();
+        let store = DbStore(db);
+        while !*stop.borrow() {
+            let Some(item) = outbox::claim(db, self.lease).await? else {
+                break;
+            };
+            let outcome = tokio::select! {
+                r = deliver(&self.sink, &store, &item) => Some(r),
+                () = heartbeat(db, &item, self.lease) => None,
+            };
+            match outcome {
+                None => {
+                    warn!(item = item.id, "the claim was lost: another notifier owns the item now; stopped delivering it");
+                }
+                Some(Ok(gid)) => {
+                    if outbox::acknowledge(db, &item, &gid).await? {
+                        drained.delivered += 1;
+                        info!(item = item.id, kind = %item.kind, target = %item.target, task = %gid, "delivered");
+                    } else {
+                        warn!(item = item.id, task = %gid, "delivered, but the claim had expired: another notifier owns the item now");
+                    }
+                }
+                Some(Err(DeliverError::Db(e))) => return Err(e),
+                Some(Err(e)) => {
+                    drained.failed += 1;
+                    let retry = match settle(&e, item.attempts) {
+                        Settle::Park => {
+                            match &e {
+                                DeliverError::Sink(SinkError::Rejected { status: 401, .. }) => error!(item = item.id, "Asana rejected the token (401): set a valid ASANA_TOKEN and restart; the item is kept"),
+                                DeliverError::Sink(SinkError::Rejected { status, message }) => error!(item = item.id, status, %message, "Asana rejected the request; fix the configuration (project, section, assignee) and restart; the item is kept"),
+                                _ => error!(item = item.id, error = %e, "parked"),
+                            }
+                            None
+                        }
+                        Settle::Retry(wait) => {
+                            match &e {
+                                DeliverError::Sink(SinkError::Interrupted) => info!(
+                                    item = item.id,
+                                    "shutdown: the item is released for the next notifier"
+                                ),
+                                _ => {
+                                    warn!(item = item.id, error = %e, retry_in_s = wait.as_secs(), "delivery failed; will retry")
+                                }
+                            }
+                            Some(wait)
+                        }
+                    };
+                    if !outbox::postpone(db, &item, retry, &e.to_string()).await? {
+                        warn!(
+                            item = item.id,
+                            "the claim had expired: another notifier owns the item now"
+                        );
+                    }
+                }
+            }
+        }
+        Ok(drained)
+    }
+
+    /// A dry run: what would be sent for each pending item (claiming nothing, acknowledging
+    /// nothing), through the same delivery policy. Items already printed by this process are
+    /// not printed again (the sidecar drains on every poll and notification).
+    async fn dry_run(&mut self, db: &Client) -> Result<Drained, tokio_postgres::Error> {
+        let items = outbox::pending(db).await?;
+        if items.is_empty() && !self.reported_empty {
+            println!("dry run: nothing pending");
+        }
+        self.reported_empty = true;
+        let store = DbStore(db);
+        for item in items {
+            if !self.printed.insert(item.id) {
+                continue;
+            }
+            match deliver(&self.sink, &store, &item).await {
+                Ok(_) => {}
                 Err(DeliverError::Db(e)) => return Err(e),
                 Err(e) => println!("=== dry run: item {} cannot be rendered: {e} ===", item.id),
-            },
+            }
+        }
+        Ok(Drained::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::TaskDraft;
+    use crate::sink::Attachment;
+    use drift_watch_core::Change;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    /// A sink that records every call and answers from a script (default: success).
+    #[derive(Default)]
+    struct Recording {
+        calls: RefCell<Vec<String>>,
+        /// Answers to find_task_by_marker, in order (default: none found).
+        found: RefCell<VecDeque<Option<String>>>,
+        /// Errors for the next calls, in order (None: succeed).
+        errors: RefCell<VecDeque<Option<SinkError>>>,
+        tasks: RefCell<Vec<TaskDraft>>,
+    }
+
+    impl Recording {
+        fn next_error(&self) -> Result<(), SinkError> {
+            match self.errors.borrow_mut().pop_front().flatten() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.borrow().clone()
         }
     }
-    Ok(())
+
+    impl Sink for Recording {
+        async fn find_task_by_marker(&self, marker: &str) -> Result<Option<String>, SinkError> {
+            self.calls.borrow_mut().push(format!("find {marker}"));
+            self.next_error()?;
+            Ok(self.found.borrow_mut().pop_front().flatten())
+        }
+        async fn create_task(&self, task: &TaskDraft) -> Result<String, SinkError> {
+            self.calls.borrow_mut().push("create".into());
+            self.next_error()?;
+            self.tasks.borrow_mut().push(task.clone());
+            Ok(format!("{}", 100 + self.tasks.borrow().len()))
+        }
+        async fn comment(&self, task_gid: &str, text: &str) -> Result<(), SinkError> {
+            self.calls.borrow_mut().push(format!(
+                "comment {task_gid}: {}",
+                text.lines().next().unwrap()
+            ));
+            self.next_error()
+        }
+        async fn complete(&self, task_gid: &str) -> Result<(), SinkError> {
+            self.calls.borrow_mut().push(format!("complete {task_gid}"));
+            self.next_error()
+        }
+        async fn has_attachment(&self, task_gid: &str, name: &str) -> Result<bool, SinkError> {
+            self.calls
+                .borrow_mut()
+                .push(format!("has_attachment {task_gid} {name}"));
+            self.next_error()?;
+            Ok(false)
+        }
+        async fn attach(&self, task_gid: &str, file: &Attachment) -> Result<(), SinkError> {
+            self.calls
+                .borrow_mut()
+                .push(format!("attach {task_gid} {} {}", file.name, file.rows));
+            self.next_error()
+        }
+    }
+
+    /// An in-memory store.
+    #[derive(Default)]
+    struct Memory {
+        info: ItemInfo,
+        deltas: Vec<DeltaRow>,
+    }
+
+    impl Store for Memory {
+        async fn info(&self, _item: &Item) -> Result<ItemInfo, DeliverError> {
+            Ok(self.info.clone())
+        }
+        async fn deltas(&self, _item: &Item) -> Result<Vec<DeltaRow>, DeliverError> {
+            Ok(self.deltas.clone())
+        }
+    }
+
+    fn item(kind: Kind) -> Item {
+        Item {
+            id: 7,
+            kind,
+            target: "app_replica".into(),
+            run_id: 3,
+            marker: "m7".into(),
+            attempts: 1,
+            parent_id: None,
+            claim: Some("c".into()),
+        }
+    }
+
+    fn delta(table: &str, column: &str, change: Change) -> DeltaRow {
+        DeltaRow {
+            source_name: "app".into(),
+            schema_name: "public".into(),
+            table_name: table.into(),
+            column_name: Some(column.into()),
+            change,
+            contract_type: None,
+            live_type: Some("text".into()),
+            detail: None,
+            first_seen_at: "2026-11-25 06:00 UTC".into(),
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_new_task_is_searched_for_by_marker_just_before_it_is_created() {
+        let sink = Recording::default();
+        let store = Memory {
+            deltas: vec![delta("users", "a", Change::Added)],
+            ..Default::default()
+        };
+        let gid = block_on(deliver(&sink, &store, &item(Kind::NewDeltas))).unwrap();
+        assert_eq!(gid, "101");
+        assert_eq!(sink.calls(), ["find m7", "create"]);
+        assert!(sink.tasks.borrow()[0]
+            .html_notes
+            .contains("drift_watch marker: m7"));
+    }
+
+    #[test]
+    fn a_task_found_by_its_marker_is_not_created_again_even_on_a_first_attempt() {
+        let sink = Recording::default();
+        sink.found.borrow_mut().push_back(Some("555".into()));
+        let store = Memory {
+            deltas: vec![delta("users", "a", Change::Added)],
+            ..Default::default()
+        };
+        let mut failed = item(Kind::RunFailed);
+        failed.attempts = 1;
+        assert_eq!(block_on(deliver(&sink, &store, &failed)).unwrap(), "555");
+        assert_eq!(sink.calls(), ["find m7"]);
+    }
+
+    #[test]
+    fn resolutions_comment_and_complete_only_when_everything_is_resolved() {
+        for (all, expected) in [
+            (false, vec!["comment 42: 1 of the changes in this task is resolved: the live schema and the dbt contract agree "]),
+            (true, vec!["comment 42: 1 of the changes in this task is resolved: the live schema and the dbt contract agree ", "complete 42"]),
+        ] {
+            let sink = Recording::default();
+            let store = Memory {
+                info: ItemInfo {
+                    parent_task_gid: Some("42".into()),
+                    all_resolved: all,
+                    ..Default::default()
+                },
+                deltas: vec![delta("users", "a", Change::Added)],
+            };
+            assert_eq!(block_on(deliver(&sink, &store, &item(Kind::Resolved))).unwrap(), "42");
+            let calls = sink.calls();
+            assert_eq!(calls.len(), expected.len(), "{calls:?}");
+            assert!(calls[0].starts_with("comment 42: 1 of the changes"), "{calls:?}");
+            assert_eq!(calls.last().unwrap() == "complete 42", all);
+        }
+    }
+
+    #[test]
+    fn a_recovery_comments_on_the_failure_task_and_completes_it() {
+        let sink = Recording::default();
+        let store = Memory {
+            info: ItemInfo {
+                parent_task_gid: Some("9".into()),
+                run_ended: "2026-11-25 06:00 UTC".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        block_on(deliver(&sink, &store, &item(Kind::Recovered))).unwrap();
+        let calls = sink.calls();
+        assert!(calls[0].starts_with("comment 9: The check of app_replica succeeds again"));
+        assert_eq!(calls[1], "complete 9");
+    }
+
+    #[test]
+    fn a_follow_up_without_its_task_waits_except_in_a_dry_run() {
+        let sink = Recording::default();
+        let e = block_on(deliver(&sink, &Memory::default(), &item(Kind::Recovered))).unwrap_err();
+        assert!(matches!(e, DeliverError::Data(ref m) if m == "follow-up without a task"));
+        assert!(sink.calls().is_empty(), "nothing sent");
+        assert!(matches!(settle(&e, 1), Settle::Retry(_)));
+    }
+
+    #[test]
+    fn a_failed_create_is_not_acknowledged_and_the_error_is_settled_by_kind() {
+        let sink = Recording::default();
+        sink.errors
+            .borrow_mut()
+            .extend([None, Some(SinkError::Transient("HTTP 503".into()))]);
+        let store = Memory::default();
+        let e = block_on(deliver(&sink, &store, &item(Kind::NewDeltas))).unwrap_err();
+        assert_eq!(sink.calls(), ["find m7", "create"]);
+        match settle(&e, 2) {
+            Settle::Retry(w) => {
+                assert!(w >= Duration::from_secs(5) && w <= Duration::from_secs(10))
+            }
+            other => panic!("{other:?}"),
+        }
+        let rejected = DeliverError::Sink(SinkError::Rejected {
+            status: 403,
+            message: "no".into(),
+        });
+        assert_eq!(settle(&rejected, 1), Settle::Park);
+        let limited = DeliverError::Sink(SinkError::RateLimited(Duration::from_secs(900)));
+        assert_eq!(settle(&limited, 1), Settle::Retry(Duration::from_secs(900)));
+        let interrupted = DeliverError::Sink(SinkError::Interrupted);
+        assert_eq!(settle(&interrupted, 1), Settle::Retry(Duration::ZERO));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_secs(5));
+        assert!(backoff(3) >= Duration::from_secs(10) && backoff(3) <= Duration::from_secs(20));
+        assert!(backoff(40) <= BACKOFF_CAP && backoff(40) >= BACKOFF_CAP / 2);
+    }
 }

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use drift_watch_core::Change;
+
 /// One delta record as the notifier reads it from `drift_watch.delta`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeltaRow {
@@ -12,7 +14,7 @@ pub struct DeltaRow {
     pub schema_name: String,
     pub table_name: String,
     pub column_name: Option<String>,
-    pub change: String,
+    pub change: Change,
     pub contract_type: Option<String>,
     pub live_type: Option<String>,
     pub detail: Option<String>,
@@ -147,7 +149,7 @@ pub fn resolution_comment(resolved: &[DeltaRow], all_resolved: bool) -> String {
                 .as_deref()
                 .map(|c| format!(".{c}"))
                 .unwrap_or_default(),
-            d.change
+            d.change.as_str()
         );
     }
     if all_resolved {
@@ -175,11 +177,11 @@ fn describe(d: &DeltaRow) -> String {
                 s,
                 "<code>{}</code> <strong>{}</strong>",
                 xml(c),
-                xml(&d.change)
+                d.change.as_str()
             );
         }
         None => {
-            let _ = write!(s, "<strong>{}</strong>", xml(&d.change));
+            let _ = write!(s, "<strong>{}</strong>", d.change.as_str());
         }
     }
     match (&d.contract_type, &d.live_type) {
@@ -208,7 +210,7 @@ pub fn yaml_fix(source: &str, table: &str, rows: &[&DeltaRow]) -> String {
         yaml_scalar(source),
         yaml_scalar(table)
     );
-    if rows.iter().any(|d| d.change == "table_missing") {
+    if rows.iter().any(|d| d.change == Change::TableMissing) {
         y.push_str(
             "        # this relation no longer exists: remove the table, or fix its identifier\n",
         );
@@ -218,8 +220,8 @@ pub fn yaml_fix(source: &str, table: &str, rows: &[&DeltaRow]) -> String {
     for d in rows {
         let column = d.column_name.as_deref().unwrap_or_default();
         let quote = column != column.to_lowercase();
-        match d.change.as_str() {
-            "removed" => {
+        match d.change {
+            Change::Removed => {
                 let _ = writeln!(
                     y,
                     "          # remove column {} (dropped)",
@@ -227,7 +229,7 @@ pub fn yaml_fix(source: &str, table: &str, rows: &[&DeltaRow]) -> String {
                 );
             }
             _ => {
-                if d.change == "renamed" {
+                if d.change == Change::Renamed {
                     if let Some(from) = d
                         .detail
                         .as_deref()
@@ -354,7 +356,7 @@ mod tests {
             schema_name: "public".into(),
             table_name: table.into(),
             column_name: column.map(Into::into),
-            change: change.into(),
+            change: Change::parse(change).unwrap(),
             contract_type: c.map(Into::into),
             live_type: l.map(Into::into),
             detail: (change == "renamed").then(|| "renamed from phone".into()),
