@@ -23,8 +23,7 @@ use tracing::warn;
 use crate::render::TaskDraft;
 use crate::sink::{Attachment, Sink, SinkError};
 
-/// The longest a 429 pauses this notifier; a longer Retry-After postpones the item instead.
-pub const MAX_PAUSE: Duration = Duration::from_secs(5 * 60);
+pub use crate::sink::MAX_PAUSE;
 /// 429s in a row for one request before the item is postponed instead.
 const RATE_LIMIT_RETRIES: usize = 5;
 /// When a 429 carries no usable Retry-After.
@@ -184,9 +183,10 @@ impl Asana {
         self
     }
 
-    /// Sends a request built by `build` (again after a 429) and returns the whole body of a
-    /// 2xx, or the classified error.
-    async fn request<F>(&self, build: F) -> Result<Value, SinkError>
+    /// Sends a request built by `build` and returns the whole body of a 2xx, or the classified
+    /// error. After a 429 the request is sent again once the pause is over, unless `retry_429`
+    /// is false (a create: the caller searches for the task again first).
+    async fn request<F>(&self, retry_429: bool, build: F) -> Result<Value, SinkError>
     where
         F: Fn() -> Result<reqwest::RequestBuilder, SinkError>,
     {
@@ -208,12 +208,12 @@ impl Asana {
                     .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs);
                 self.pacer.pause(wait);
                 limited += 1;
-                if wait > MAX_PAUSE || limited > RATE_LIMIT_RETRIES {
+                if !retry_429 || wait > MAX_PAUSE || limited > RATE_LIMIT_RETRIES {
                     return Err(SinkError::RateLimited(wait));
                 }
                 warn!(
                     wait_s = wait.as_secs(),
-                    "Asana rate limit (429): every request waits Retry-After"
+                    "Asana rate limit (429): waiting Retry-After (every request of this notifier pauses)"
                 );
                 continue;
             }
@@ -245,10 +245,11 @@ impl Asana {
         method: reqwest::Method,
         url: &str,
         body: &Value,
+        retry_429: bool,
     ) -> Result<Value, SinkError> {
         let payload = serde_json::to_vec(body).map_err(|e| SinkError::Transient(e.to_string()))?;
         Ok(self
-            .request(|| {
+            .request(retry_429, || {
                 Ok(self
                     .http
                     .request(method.clone(), url)
@@ -265,7 +266,9 @@ impl Asana {
         url: &str,
         query: &[(&str, String)],
     ) -> Result<(Value, Option<String>), SinkError> {
-        let mut body = self.request(|| Ok(self.http.get(url).query(query))).await?;
+        let mut body = self
+            .request(true, || Ok(self.http.get(url).query(query)))
+            .await?;
         let next = body["next_page"]["offset"].as_str().map(str::to_string);
         Ok((body["data"].take(), next))
     }
@@ -321,6 +324,7 @@ impl Sink for Asana {
                 reqwest::Method::POST,
                 &format!("{}/tasks", self.base_url),
                 &json!({ "data": data }),
+                false,
             )
             .await?;
         created["gid"]
@@ -336,6 +340,7 @@ impl Sink for Asana {
             reqwest::Method::POST,
             &format!("{}/tasks/{task_gid}/stories", self.base_url),
             &json!({ "data": { "text": text } }),
+            true,
         )
         .await
         .map(|_| ())
@@ -348,6 +353,7 @@ impl Sink for Asana {
             reqwest::Method::PUT,
             &format!("{}/tasks/{task_gid}", self.base_url),
             &json!({ "data": { "completed": true } }),
+            true,
         )
         .await
         .map(|_| ())
@@ -388,7 +394,7 @@ impl Sink for Asana {
     async fn attach(&self, task_gid: &str, file: &Attachment) -> Result<(), SinkError> {
         let task_gid = path_gid(task_gid)?.to_string();
         let url = format!("{}/attachments", self.base_url);
-        self.request(|| {
+        self.request(true, || {
             let f = std::fs::File::open(&file.path)
                 .map_err(|e| SinkError::Transient(format!("{}: {e}", file.path.display())))?;
             let body = reqwest::Body::wrap_stream(file_chunks(tokio::fs::File::from_std(f)));
@@ -493,6 +499,37 @@ fn without_url(e: reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_pacer_spaces_requests_pauses_them_all_and_stops_on_shutdown() {
+        // 6,000 a minute: one every 10.2 ms.
+        let pacer = Pacer::new(6000);
+        let start = Instant::now();
+        for _ in 0..11 {
+            pacer.acquire(None).await.unwrap();
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(100), "{took:?}");
+        assert!(took < Duration::from_millis(400), "{took:?}");
+
+        pacer.pause(Duration::from_millis(300));
+        let start = Instant::now();
+        pacer.acquire(None).await.unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(290));
+
+        // A pause is capped, and shutdown ends the wait.
+        pacer.pause(Duration::from_secs(3600));
+        let (tx, rx) = watch::channel(false);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _ = tx.send(true);
+        });
+        let start = Instant::now();
+        assert_eq!(pacer.acquire(Some(&rx)).await, Err(SinkError::Interrupted));
+        assert!(start.elapsed() < Duration::from_secs(1));
+        let paused = pacer.state.lock().unwrap().paused_until - Instant::now();
+        assert!(paused <= MAX_PAUSE, "{paused:?}");
+    }
 
     #[test]
     fn base_url_is_https_or_loopback_http() {

@@ -21,7 +21,10 @@ use tracing::{error, info, warn};
 
 use crate::outbox::{self, Item, ItemInfo, Kind};
 use crate::render::{self, DeltaRow};
-use crate::sink::{Sink, SinkError};
+use crate::sink::{Sink, SinkError, MAX_PAUSE};
+
+/// 429s on one item's create before it is postponed instead.
+const CREATE_RATE_LIMIT_RETRIES: usize = 5;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Drained {
@@ -131,13 +134,29 @@ pub async fn deliver<S: Sink, D: Store>(
     match item.kind {
         Kind::NewDeltas | Kind::RunFailed => {
             let draft = draft(store, item).await?;
-            // Just before every create: an earlier attempt, or a notifier whose claim ran out,
-            // may have created the task (Asana has no idempotency keys).
-            if let Some(gid) = sink.find_task_by_marker(&item.marker).await? {
-                info!(item = item.id, task = %gid, "found the task an earlier attempt created");
-                return Ok(gid);
+            let mut limited = 0;
+            loop {
+                // Just before every create: an earlier attempt, or a notifier whose claim ran
+                // out, may have created the task (Asana has no idempotency keys).
+                if let Some(gid) = sink.find_task_by_marker(&item.marker).await? {
+                    info!(item = item.id, task = %gid, "found the task an earlier attempt created");
+                    return Ok(gid);
+                }
+                match sink.create_task(&draft).await {
+                    // The sink pauses every request meanwhile; then search again, create again.
+                    Err(SinkError::RateLimited(wait))
+                        if wait <= MAX_PAUSE && limited < CREATE_RATE_LIMIT_RETRIES =>
+                    {
+                        limited += 1;
+                        warn!(
+                            item = item.id,
+                            wait_s = wait.as_secs(),
+                            "Asana rate limit (429): waiting Retry-After, then searching for the task again before creating it"
+                        );
+                    }
+                    other => return Ok(other?),
+                }
             }
-            Ok(sink.create_task(&draft).await?)
         }
         Kind::Resolved => {
             let info = store.info(item).await?;
@@ -438,6 +457,30 @@ mod tests {
         failed.attempts = 1;
         assert_eq!(block_on(deliver(&sink, &store, &failed)).unwrap(), "555");
         assert_eq!(sink.calls(), ["find m7"]);
+    }
+
+    #[test]
+    fn a_create_answered_429_is_preceded_by_a_new_search_and_a_long_wait_postpones() {
+        let sink = Recording::default();
+        sink.errors.borrow_mut().extend([
+            None,
+            Some(SinkError::RateLimited(Duration::from_secs(6))),
+            None,
+        ]);
+        sink.found.borrow_mut().extend([None, Some("777".into())]);
+        let store = Memory::default();
+        let gid = block_on(deliver(&sink, &store, &item(Kind::NewDeltas))).unwrap();
+        assert_eq!(gid, "777", "another notifier created it meanwhile");
+        assert_eq!(sink.calls(), ["find m7", "create", "find m7"]);
+
+        let sink = Recording::default();
+        sink.errors.borrow_mut().extend([
+            None,
+            Some(SinkError::RateLimited(Duration::from_secs(3600))),
+        ]);
+        let e = block_on(deliver(&sink, &store, &item(Kind::NewDeltas))).unwrap_err();
+        assert_eq!(settle(&e, 1), Settle::Retry(Duration::from_secs(3600)));
+        assert_eq!(sink.calls(), ["find m7", "create"], "not held");
     }
 
     #[test]

@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use crate::render::TaskDraft;
 
+/// The longest a 429 pauses a notifier; a longer Retry-After postpones the item instead.
+pub const MAX_PAUSE: Duration = Duration::from_secs(5 * 60);
+
 /// How a request failed, as the delivery loop must treat it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
-    /// 429 with a Retry-After longer than this notifier pauses for (or too many in a row):
-    /// postpone the item by this long and move on. Has no side effect.
+    /// 429: every request of this notifier waits this long (at most `MAX_PAUSE`). Longer (or
+    /// too many in a row): postpone the item by this long and move on. Has no side effect.
     #[error("Asana rate limit: retry after {0:?}")]
     RateLimited(Duration),
     /// 5xx, timeout, connection failure: retry with backoff; the request may have taken effect.
@@ -44,7 +47,8 @@ pub struct Attachment {
 pub trait Sink {
     /// The incomplete task in the project whose notes carry `marker` (see `render::marker_line`).
     async fn find_task_by_marker(&self, marker: &str) -> Result<Option<String>, SinkError>;
-    /// Creates a task; returns its gid.
+    /// Creates a task; returns its gid. A 429 is returned, not retried: the caller searches for
+    /// the task again before the next create.
     async fn create_task(&self, task: &TaskDraft) -> Result<String, SinkError>;
     /// A plain-text comment on a task.
     async fn comment(&self, task_gid: &str, text: &str) -> Result<(), SinkError>;

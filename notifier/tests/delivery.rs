@@ -523,3 +523,168 @@ async fn a_dry_run_sidecar_prints_each_task_once() {
         [("new_deltas".to_string(), 0, false, None)]
     );
 }
+
+/// The sidecar with extra settings, its log in `target/notifier-<db>-<tag>.log`.
+fn spawn_with(db: &str, asana: &str, tag: &str, env: &[(&str, &str)]) -> std::process::Child {
+    let path = format!(
+        "{}/../target/notifier-{db}-{tag}.log",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let log = std::fs::File::create(path).unwrap();
+    notifier(db, asana, &["run"])
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+async fn has_outbox_extend(db: &tokio_postgres::Client) -> bool {
+    db.query_one(
+        "SELECT to_regprocedure('drift_watch.outbox_extend(bigint, uuid, double precision)') IS NOT NULL",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_notifiers_a_short_lease_and_a_429_on_create_still_file_one_task() {
+    let db = fresh_db("nt_429_lease").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    // The first create waits 6 s, twice the lease: without a heartbeat the other notifier would
+    // take the item over meanwhile.
+    fake.push_fault(Fault::RateLimitCreate(6));
+    let started = std::time::Instant::now();
+    let lease = [("DRIFT_LEASE_SECONDS", "3")];
+    let mut a = spawn_with("nt_429_lease", &asana, "a", &lease);
+    let mut b = spawn_with("nt_429_lease", &asana, "b", &lease);
+    assert!(
+        eventually(Duration::from_secs(30), || fake.tasks().len() == 1).await,
+        "{:?}",
+        fake.requests()
+    );
+    // Let the notifier that got the 429 finish its pause, search and settle.
+    tokio::time::sleep(Duration::from_secs(8).saturating_sub(started.elapsed())).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(terminate(&mut a).success() && terminate(&mut b).success());
+    let tasks = fake.tasks();
+    assert_eq!(tasks.len(), 1, "{:?}", fake.requests());
+    let row = db
+        .query_one(
+            "SELECT asana_task_gid, delivered_at IS NOT NULL, attempts FROM drift_watch.outbox",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0), Some(tasks[0].gid.clone()));
+    assert!(row.get::<_, bool>(1));
+    let creates = fake
+        .requests()
+        .iter()
+        .filter(|r| *r == "POST /tasks")
+        .count();
+    assert_eq!(creates, 2, "the 429 and the create: {:?}", fake.requests());
+    if has_outbox_extend(&db).await {
+        assert_eq!(
+            row.get::<_, i32>(2),
+            1,
+            "the heartbeat kept the claim: no takeover"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_filed_elsewhere_with_the_items_marker_is_found_before_any_create() {
+    let db = fresh_db("nt_marker_first").await;
+    drift(&db).await;
+    let marker: String = db
+        .query_one("SELECT marker FROM drift_watch.outbox", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    let gid = fake.add_task(
+        "1100000000001",
+        "filed by a notifier whose claim ran out",
+        &format!("drift_watch marker: {marker}"),
+    );
+    let out = run_once("nt_marker_first", &asana);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fake.tasks().len(), 1);
+    assert!(
+        !fake.requests().iter().any(|r| r == "POST /tasks"),
+        "{:?}",
+        fake.requests()
+    );
+    let stored: Option<String> = db
+        .query_one("SELECT asana_task_gid FROM drift_watch.outbox", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, Some(gid));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_long_retry_after_exits_0_promptly_and_releases_the_item() {
+    let db = fresh_db("nt_429_term").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    fake.push_fault(Fault::RateLimit(240));
+    let mut sidecar = spawn_with("nt_429_term", &asana, "term", &[]);
+    assert!(eventually(WAIT, || !fake.requests().is_empty()).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let status = terminate(&mut sidecar);
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(fake.tasks().len(), 0);
+    let row = db
+        .query_one(
+            "SELECT delivered_at IS NULL, attempts, next_attempt_at <= now() + interval '5 s', last_error
+               FROM drift_watch.outbox",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0) && row.get::<_, i32>(1) == 1);
+    assert!(
+        row.get::<_, bool>(2),
+        "released for the next notifier: {:?}",
+        row.get::<_, Option<String>>(3)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_beyond_five_minutes_postpones_the_item_instead_of_holding_it() {
+    let db = fresh_db("nt_429_long").await;
+    drift(&db).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    fake.push_fault(Fault::RateLimit(900));
+    let started = std::time::Instant::now();
+    let out = run_once("nt_429_long", &asana);
+    assert!(!out.status.success(), "left pending");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let row = db
+        .query_one(
+            "SELECT extract(epoch FROM next_attempt_at - now())::float8, last_error
+               FROM drift_watch.outbox",
+            &[],
+        )
+        .await
+        .unwrap();
+    let due_in: f64 = row.get(0);
+    assert!((880.0..=900.0).contains(&due_in), "{due_in}");
+    assert!(row.get::<_, String>(1).contains("rate limit"));
+}

@@ -35,6 +35,8 @@ pub struct Task {
 pub enum Fault {
     /// 429 with this Retry-After (seconds); no side effect.
     RateLimit(u64),
+    /// The same, for the next `POST /tasks` only (other requests pass it by).
+    RateLimitCreate(u64),
     /// 503 before doing anything.
     Unavailable,
     /// Create the task, then answer 500 (the client cannot know it exists).
@@ -79,6 +81,25 @@ impl FakeAsana {
             });
             inner.created_at.push(std::time::Instant::now());
         }
+    }
+    /// A task someone (another notifier) filed, its notes carrying `text`.
+    pub fn add_task(&self, project: &str, name: &str, text: &str) -> String {
+        let mut inner = self.0.lock().unwrap();
+        inner.next_gid += 1;
+        let gid = format!("13000000{}", inner.next_gid);
+        inner.tasks.push(Task {
+            gid: gid.clone(),
+            name: name.into(),
+            html_notes: format!("<body>{text}</body>"),
+            notes: text.into(),
+            projects: vec![project.to_string()],
+            section: None,
+            assignee: None,
+            completed: false,
+            comments: Vec::new(),
+        });
+        inner.created_at.push(std::time::Instant::now());
+        gid
     }
     pub fn push_fault(&self, fault: Fault) {
         self.0.lock().unwrap().faults.push_back(fault);
@@ -131,7 +152,9 @@ fn gate(
         return Ok(None);
     };
     match fault {
-        Fault::RateLimit(secs) => {
+        Fault::RateLimit(secs) | Fault::RateLimitCreate(secs)
+            if create || matches!(fault, Fault::RateLimit(_)) =>
+        {
             inner.faults.pop_front();
             Err((
                 StatusCode::TOO_MANY_REQUESTS,
