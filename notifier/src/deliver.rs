@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::outbox::{self, Item, ItemInfo, Kind};
 use crate::render::{self, DeltaRow};
-use crate::sink::{Sink, SinkError, MAX_PAUSE};
+use crate::sink::{Attachment, Sink, SinkError, MAX_PAUSE};
 
 /// 429s on one item's create before it is postponed instead.
 const CREATE_RATE_LIMIT_RETRIES: usize = 5;
@@ -78,9 +78,18 @@ pub fn settle(error: &DeliverError, attempts: i32) -> Settle {
 pub trait Store {
     async fn info(&self, item: &Item) -> Result<ItemInfo, DeliverError>;
     /// The item's deltas (new_deltas: those it files; resolved: those it follows up on), in
-    /// display order.
-    async fn deltas(&self, item: &Item) -> Result<Vec<DeltaRow>, DeliverError>;
+    /// display order, one at a time: a run's size never decides the notifier's memory.
+    async fn for_each_delta(
+        &self,
+        item: &Item,
+        each: &mut dyn FnMut(DeltaRow) -> Result<(), DeliverError>,
+    ) -> Result<(), DeliverError>;
 }
+
+/// Rows fetched from the database at a time.
+const FETCH_ROWS: usize = 1000;
+
+static CURSORS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The audit database as a `Store`.
 pub struct DbStore<'a>(pub &'a Client);
@@ -89,32 +98,221 @@ impl Store for DbStore<'_> {
     async fn info(&self, item: &Item) -> Result<ItemInfo, DeliverError> {
         Ok(outbox::info(self.0, item).await?)
     }
-    async fn deltas(&self, item: &Item) -> Result<Vec<DeltaRow>, DeliverError> {
-        let rows = self.0.query(outbox::DELTAS_SQL, &[&item.id]).await?;
-        rows.iter()
-            .map(|r| outbox::delta_row(r).map_err(DeliverError::Data))
-            .collect()
+
+    /// Through a cursor (`WITH HOLD`, so no transaction stays open and the lease heartbeat
+    /// commits on the same connection meanwhile), `FETCH_ROWS` at a time.
+    async fn for_each_delta(
+        &self,
+        item: &Item,
+        each: &mut dyn FnMut(DeltaRow) -> Result<(), DeliverError>,
+    ) -> Result<(), DeliverError> {
+        let cursor = format!(
+            "drift_notifier_deltas_{}",
+            CURSORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let query = outbox::DELTAS_SQL.replace("$1", &item.id.to_string());
+        self.0
+            .batch_execute(&format!(
+                "DECLARE {cursor} NO SCROLL CURSOR WITH HOLD FOR {query}"
+            ))
+            .await?;
+        let fetch = format!("FETCH {FETCH_ROWS} FROM {cursor}");
+        let result = async {
+            loop {
+                let rows = self.0.query(&fetch, &[]).await?;
+                for r in &rows {
+                    each(outbox::delta_row(r).map_err(DeliverError::Data)?)?;
+                }
+                if rows.len() < FETCH_ROWS {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        let closed = self.0.batch_execute(&format!("CLOSE {cursor}")).await;
+        result.and(closed.map_err(DeliverError::from))
     }
 }
 
-/// The task an item files.
-async fn draft<D: Store>(store: &D, item: &Item) -> Result<render::TaskDraft, DeliverError> {
+/// The complete list of a run's deltas, as a CSV file written while they stream by; removed
+/// when dropped.
+struct CsvFile {
+    file: Attachment,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+impl CsvFile {
+    fn create(item: &Item) -> Result<CsvFile, DeliverError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = std::env::temp_dir().join(format!(
+            "drift-notifier-{}-{}-{}.csv",
+            std::process::id(),
+            item.id,
+            CURSORS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| DeliverError::Data(format!("{}: {e}", path.display())))?;
+        let mut csv = CsvFile {
+            file: Attachment {
+                name: format!("drift_watch-run-{}-changes.csv", item.run_id),
+                content_type: "text/csv".into(),
+                path,
+                len: 0,
+                rows: 0,
+            },
+            out: Some(std::io::BufWriter::new(f)),
+        };
+        csv.write(render::CSV_HEADER)?;
+        Ok(csv)
+    }
+
+    fn write(&mut self, text: &str) -> Result<(), DeliverError> {
+        use std::io::Write;
+        let out = self.out.as_mut().expect("open");
+        out.write_all(text.as_bytes())
+            .map_err(|e| DeliverError::Data(format!("{}: {e}", self.file.path.display())))?;
+        self.file.len += text.len() as u64;
+        Ok(())
+    }
+
+    fn record(&mut self, d: &DeltaRow) -> Result<(), DeliverError> {
+        self.file.rows += 1;
+        self.write(&render::csv_record(d))
+    }
+
+    fn finish(&mut self) -> Result<(), DeliverError> {
+        use std::io::Write;
+        if let Some(mut out) = self.out.take() {
+            out.flush()
+                .map_err(|e| DeliverError::Data(format!("{}: {e}", self.file.path.display())))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CsvFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file.path);
+    }
+}
+
+/// The task an item files, and for a large run the file with the complete list.
+async fn draft<D: Store>(
+    store: &D,
+    item: &Item,
+) -> Result<(render::TaskDraft, Option<CsvFile>), DeliverError> {
     Ok(match item.kind {
         Kind::RunFailed => {
             let info = store.info(item).await?;
-            render::failure_task(
+            let task = render::failure_task(
                 &item.target,
                 &item.marker,
                 item.run_id,
                 info.error_first_line.as_deref().unwrap_or("unknown error"),
                 &info.run_ended,
-            )
+            );
+            (task, None)
         }
         _ => {
-            let deltas = store.deltas(item).await?;
-            render::new_deltas_task(&item.target, &item.marker, &deltas)
+            let mut task = render::NewDeltasTask::new(&item.target, &item.marker);
+            let mut csv: Option<CsvFile> = None;
+            store
+                .for_each_delta(item, &mut |d| {
+                    if csv.is_none() && task.total() == render::MAX_LISTED {
+                        let mut file = CsvFile::create(item)?;
+                        for listed in task.listed() {
+                            file.record(listed)?;
+                        }
+                        csv = Some(file);
+                    }
+                    if let Some(file) = csv.as_mut() {
+                        file.record(&d)?;
+                    }
+                    task.push(d);
+                    Ok(())
+                })
+                .await?;
+            if let Some(file) = csv.as_mut() {
+                file.finish()?;
+            }
+            let name = csv.as_ref().map(|f| f.file.name.clone());
+            (task.finish(name.as_deref()), csv)
         }
     })
+}
+
+/// Comment text at most this long (JSON-encoded), so that a comment request stays well under
+/// 128 KiB.
+const COMMENT_BUDGET: usize = 60 * 1024;
+
+/// The complete list on the task: attached, or (when Asana refuses the attachment) posted as
+/// comments each under `COMMENT_BUDGET`. A task found by its marker may have it already.
+async fn attach_list<S: Sink>(
+    sink: &S,
+    item: &Item,
+    gid: &str,
+    file: &Attachment,
+    found: bool,
+) -> Result<(), DeliverError> {
+    if found && sink.has_attachment(gid, &file.name).await? {
+        return Ok(());
+    }
+    match sink.attach(gid, file).await {
+        Ok(()) => {
+            info!(item = item.id, task = %gid, rows = file.rows, bytes = file.len, "attached the complete list");
+            Ok(())
+        }
+        Err(SinkError::Rejected { status, message }) => {
+            warn!(item = item.id, task = %gid, status, %message, "Asana refused the attachment: posting the complete list as comments");
+            post_as_comments(sink, gid, file).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn post_as_comments<S: Sink>(
+    sink: &S,
+    gid: &str,
+    file: &Attachment,
+) -> Result<(), DeliverError> {
+    use std::io::BufRead;
+    let read_error =
+        |e: std::io::Error| DeliverError::Data(format!("{}: {e}", file.path.display()));
+    let reader = std::io::BufReader::new(std::fs::File::open(&file.path).map_err(read_error)?);
+    let mut lines = reader.lines();
+    let header = lines
+        .next()
+        .transpose()
+        .map_err(read_error)?
+        .unwrap_or_default();
+    let mut part = 1;
+    let start = |part: usize| {
+        format!(
+            "The complete list of changes (CSV, part {part}; {} in all):\n{header}\n",
+            file.rows
+        )
+    };
+    let mut text = start(part);
+    let mut has_rows = false;
+    for line in lines {
+        let line = line.map_err(read_error)?;
+        if has_rows && render::json_len(&text) + render::json_len(&line) + 2 > COMMENT_BUDGET {
+            sink.comment(gid, text.trim_end()).await?;
+            part += 1;
+            text = start(part);
+        }
+        text.push_str(&line);
+        text.push('\n');
+        has_rows = true;
+    }
+    if has_rows {
+        sink.comment(gid, text.trim_end()).await?;
+    }
+    Ok(())
 }
 
 /// The task a follow-up concerns.
@@ -133,14 +331,14 @@ pub async fn deliver<S: Sink, D: Store>(
 ) -> Result<String, DeliverError> {
     match item.kind {
         Kind::NewDeltas | Kind::RunFailed => {
-            let draft = draft(store, item).await?;
+            let (draft, csv) = draft(store, item).await?;
             let mut limited = 0;
-            loop {
+            let (gid, found) = loop {
                 // Just before every create: an earlier attempt, or a notifier whose claim ran
                 // out, may have created the task (Asana has no idempotency keys).
                 if let Some(gid) = sink.find_task_by_marker(&item.marker).await? {
                     info!(item = item.id, task = %gid, "found the task an earlier attempt created");
-                    return Ok(gid);
+                    break (gid, true);
                 }
                 match sink.create_task(&draft).await {
                     // The sink pauses every request meanwhile; then search again, create again.
@@ -148,21 +346,31 @@ pub async fn deliver<S: Sink, D: Store>(
                         if wait <= MAX_PAUSE && limited < CREATE_RATE_LIMIT_RETRIES =>
                     {
                         limited += 1;
-                        warn!(
-                            item = item.id,
-                            wait_s = wait.as_secs(),
-                            "Asana rate limit (429): waiting Retry-After, then searching for the task again before creating it"
-                        );
+                        warn!(item = item.id, wait_s = wait.as_secs(), "Asana rate limit (429): waiting Retry-After, then searching for the task again before creating it");
                     }
-                    other => return Ok(other?),
+                    other => break (other?, false),
                 }
+            };
+            if let Some(csv) = &csv {
+                attach_list(sink, item, &gid, &csv.file, found).await?;
             }
+            Ok(gid)
         }
         Kind::Resolved => {
             let info = store.info(item).await?;
             let gid = parent_task(sink, &info)?;
-            let resolved = store.deltas(item).await?;
-            let text = render::resolution_comment(&resolved, info.all_resolved);
+            let mut resolved = Vec::new();
+            let mut total = 0;
+            store
+                .for_each_delta(item, &mut |d| {
+                    total += 1;
+                    if resolved.len() < render::MAX_LISTED {
+                        resolved.push(d);
+                    }
+                    Ok(())
+                })
+                .await?;
+            let text = render::resolution_comment(&resolved, total, info.all_resolved);
             sink.comment(&gid, &text).await?;
             if info.all_resolved {
                 sink.complete(&gid).await?;
@@ -313,7 +521,6 @@ impl<S: Sink> Notifier<S> {
 mod tests {
     use super::*;
     use crate::render::TaskDraft;
-    use crate::sink::Attachment;
     use drift_watch_core::Change;
     use std::cell::RefCell;
     use std::collections::VecDeque;
@@ -327,6 +534,8 @@ mod tests {
         /// Errors for the next calls, in order (None: succeed).
         errors: RefCell<VecDeque<Option<SinkError>>>,
         tasks: RefCell<Vec<TaskDraft>>,
+        attached: RefCell<Vec<String>>,
+        comments: RefCell<Vec<String>>,
     }
 
     impl Recording {
@@ -358,7 +567,9 @@ mod tests {
                 "comment {task_gid}: {}",
                 text.lines().next().unwrap()
             ));
-            self.next_error()
+            self.next_error()?;
+            self.comments.borrow_mut().push(text.to_string());
+            Ok(())
         }
         async fn complete(&self, task_gid: &str) -> Result<(), SinkError> {
             self.calls.borrow_mut().push(format!("complete {task_gid}"));
@@ -375,7 +586,11 @@ mod tests {
             self.calls
                 .borrow_mut()
                 .push(format!("attach {task_gid} {} {}", file.name, file.rows));
-            self.next_error()
+            self.next_error()?;
+            let text = std::fs::read_to_string(&file.path).unwrap();
+            assert_eq!(text.len() as u64, file.len);
+            self.attached.borrow_mut().push(text);
+            Ok(())
         }
     }
 
@@ -390,8 +605,15 @@ mod tests {
         async fn info(&self, _item: &Item) -> Result<ItemInfo, DeliverError> {
             Ok(self.info.clone())
         }
-        async fn deltas(&self, _item: &Item) -> Result<Vec<DeltaRow>, DeliverError> {
-            Ok(self.deltas.clone())
+        async fn for_each_delta(
+            &self,
+            _item: &Item,
+            each: &mut dyn FnMut(DeltaRow) -> Result<(), DeliverError>,
+        ) -> Result<(), DeliverError> {
+            for d in &self.deltas {
+                each(d.clone())?;
+            }
+            Ok(())
         }
     }
 
@@ -556,6 +778,121 @@ mod tests {
         assert_eq!(settle(&limited, 1), Settle::Retry(Duration::from_secs(900)));
         let interrupted = DeliverError::Sink(SinkError::Interrupted);
         assert_eq!(settle(&interrupted, 1), Settle::Retry(Duration::ZERO));
+    }
+
+    fn wide_run(n: usize) -> Memory {
+        Memory {
+            deltas: (0..n)
+                .map(|i| {
+                    delta(
+                        &format!("t{:02}", i / 1000),
+                        &format!("c,\"{i}\""),
+                        Change::Added,
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_large_run_lists_300_summarises_the_rest_and_attaches_every_row() {
+        let sink = Recording::default();
+        let store = wide_run(20_000);
+        block_on(deliver(&sink, &store, &item(Kind::NewDeltas))).unwrap();
+        assert_eq!(
+            sink.calls(),
+            [
+                "find m7",
+                "create",
+                "attach 101 drift_watch-run-3-changes.csv 20000"
+            ]
+        );
+        let task = sink.tasks.borrow()[0].clone();
+        assert!(render::json_len(&task.html_notes) <= render::BODY_BUDGET);
+        assert_eq!(
+            task.html_notes.matches("<li>").count() - 20,
+            300,
+            "300 listed, 20 summary lines"
+        );
+        assert!(
+            task.name.starts_with(
+                "dbt source drift on app_replica: 20000 changes (t00, t01, t02 +17 more)"
+            ),
+            "{}",
+            task.name
+        );
+        assert!(
+            task.html_notes
+                .contains("<li>public.t00 (source app): 700 added</li>"),
+            "{}",
+            task.html_notes
+        );
+        assert!(task
+            .html_notes
+            .contains("<li>public.t19 (source app): 1000 added</li>"));
+        assert!(task
+            .html_notes
+            .ends_with("drift_watch marker: m7</em></body>"));
+        let csv = sink.attached.borrow()[0].clone();
+        assert_eq!(csv.lines().count(), 20_001);
+        assert!(csv.contains(
+            "\r\napp,public,t19,\"c,\"\"19999\"\"\",added,,text,,2026-11-25 06:00 UTC\r\n"
+        ));
+        // Nothing is left behind in the temporary directory.
+        assert!(!std::fs::read_dir(std::env::temp_dir()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&format!("drift-notifier-{}-7-", std::process::id()))));
+    }
+
+    #[test]
+    fn a_refused_attachment_becomes_comments_under_the_size_limit() {
+        let sink = Recording::default();
+        sink.errors.borrow_mut().extend([
+            None,
+            None,
+            Some(SinkError::Rejected {
+                status: 403,
+                message: "attachments are disabled".into(),
+            }),
+        ]);
+        block_on(deliver(&sink, &wide_run(5_000), &item(Kind::NewDeltas))).unwrap();
+        let comments = sink.comments.borrow().clone();
+        assert!(comments.len() > 1, "{:?}", sink.calls());
+        let mut rows = 0;
+        for c in &comments {
+            assert!(render::json_len(c) <= COMMENT_BUDGET, "{}", c.len());
+            rows += c.lines().count() - 2;
+        }
+        assert_eq!(rows, 5_000);
+    }
+
+    #[test]
+    fn a_task_found_by_marker_gets_the_list_only_if_it_lacks_it() {
+        let sink = Recording::default();
+        sink.found.borrow_mut().push_back(Some("55".into()));
+        block_on(deliver(&sink, &wide_run(301), &item(Kind::NewDeltas))).unwrap();
+        assert_eq!(
+            sink.calls(),
+            [
+                "find m7",
+                "has_attachment 55 drift_watch-run-3-changes.csv",
+                "attach 55 drift_watch-run-3-changes.csv 301"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_small_run_is_one_create_with_every_delta_listed() {
+        let sink = Recording::default();
+        block_on(deliver(&sink, &wide_run(300), &item(Kind::NewDeltas))).unwrap();
+        assert_eq!(sink.calls(), ["find m7", "create"]);
+        assert_eq!(
+            sink.tasks.borrow()[0].html_notes.matches("<li>").count(),
+            300
+        );
     }
 
     #[test]

@@ -101,6 +101,318 @@ pub fn new_deltas_task(target: &str, marker: &str, deltas: &[DeltaRow]) -> TaskD
     }
 }
 
+/// At most this many deltas are described in a task body; the rest are summarised by table and
+/// change kind, and the complete list is attached as a CSV file.
+pub const MAX_LISTED: usize = 300;
+/// At most this many tables are named in a body's summary of the deltas not listed.
+pub const MAX_SUMMARY_TABLES: usize = 50;
+/// The most a task's name and rich text may take once JSON-encoded, so that the create request
+/// stays under 128 KiB with its envelope.
+pub const BODY_BUDGET: usize = 120 * 1024;
+
+/// Bytes `s` takes as a JSON string (without the quotes), as serde_json writes it.
+pub fn json_len(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
+}
+
+type TableKey = (String, String, String);
+
+/// The change counts of one table, for the summary.
+#[derive(Debug, Default)]
+struct TableCounts {
+    key: TableKey,
+    counts: BTreeMap<Change, usize>,
+}
+
+/// Builds the task for one run's new deltas from a stream of them (in the order
+/// `outbox_deltas` gives), holding at most `MAX_LISTED` of them: whatever the run's size, the
+/// body stays within `BODY_BUDGET`.
+#[derive(Debug)]
+pub struct NewDeltasTask {
+    target: String,
+    marker: String,
+    first: Vec<DeltaRow>,
+    total: usize,
+    tables: usize,
+    title_tables: Vec<String>,
+    last_key: Option<TableKey>,
+    /// The deltas past the first MAX_LISTED, by table (at most MAX_SUMMARY_TABLES + 1 kept).
+    rest: Vec<TableCounts>,
+    /// Deltas in tables past those.
+    rest_more_changes: usize,
+}
+
+impl NewDeltasTask {
+    pub fn new(target: &str, marker: &str) -> Self {
+        NewDeltasTask {
+            target: target.into(),
+            marker: marker.into(),
+            first: Vec::new(),
+            total: 0,
+            tables: 0,
+            title_tables: Vec::new(),
+            last_key: None,
+            rest: Vec::new(),
+            rest_more_changes: 0,
+        }
+    }
+
+    /// The deltas listed so far (the first `MAX_LISTED`).
+    pub fn listed(&self) -> &[DeltaRow] {
+        &self.first
+    }
+
+    /// How many deltas were pushed.
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Whether the body cannot hold every delta (the complete list goes in an attachment).
+    pub fn is_truncated(&self) -> bool {
+        self.total > MAX_LISTED
+    }
+
+    pub fn push(&mut self, d: DeltaRow) {
+        self.total += 1;
+        let key = (
+            d.source_name.clone(),
+            d.schema_name.clone(),
+            d.table_name.clone(),
+        );
+        if self.last_key.as_ref() != Some(&key) {
+            self.tables += 1;
+            if self.title_tables.len() < TITLE_TABLES {
+                self.title_tables.push(d.table_name.clone());
+            }
+            self.last_key = Some(key.clone());
+        }
+        if self.first.len() < MAX_LISTED {
+            self.first.push(d);
+            return;
+        }
+        let full = self.rest.len() > MAX_SUMMARY_TABLES;
+        match self.rest.last_mut() {
+            Some(t) if t.key == key => *t.counts.entry(d.change).or_default() += 1,
+            _ if full => self.rest_more_changes += 1,
+            _ => {
+                let mut t = TableCounts {
+                    key,
+                    ..Default::default()
+                };
+                t.counts.insert(d.change, 1);
+                self.rest.push(t);
+            }
+        }
+    }
+
+    /// The task. `attachment` names the file the complete list goes to, when truncated.
+    pub fn finish(mut self, attachment: Option<&str>) -> TaskDraft {
+        if !self.is_truncated() {
+            let task = new_deltas_task(&self.target, &self.marker, &self.first);
+            if json_len(&task.name) + json_len(&task.html_notes) <= BODY_BUDGET {
+                return task;
+            }
+        }
+        let mut listed = self.title_tables.join(", ");
+        if self.tables > TITLE_TABLES {
+            let _ = write!(listed, " +{} more", self.tables - TITLE_TABLES);
+        }
+        let name = format!(
+            "dbt source drift on {}: {} change{} ({listed})",
+            target_label(&self.target),
+            self.total,
+            if self.total == 1 { "" } else { "s" },
+        );
+        // The summary and the footer fit in this; blocks take the rest of the budget.
+        const RESERVE: usize = 24 * 1024;
+        let budget = BODY_BUDGET.saturating_sub(RESERVE + json_len(&name));
+        let mut blocks = String::new();
+        let mut shown = 0;
+        let first = std::mem::take(&mut self.first);
+        let mut groups: Vec<&[DeltaRow]> = Vec::new();
+        let mut start = 0;
+        for i in 1..=first.len() {
+            if i == first.len()
+                || (
+                    first[i].source_name.as_str(),
+                    first[i].schema_name.as_str(),
+                    first[i].table_name.as_str(),
+                ) != (
+                    first[start].source_name.as_str(),
+                    first[start].schema_name.as_str(),
+                    first[start].table_name.as_str(),
+                )
+            {
+                groups.push(&first[start..i]);
+                start = i;
+            }
+        }
+        let mut unlisted: Vec<TableCounts> = Vec::new();
+        for rows in groups {
+            let block = table_block(rows);
+            if unlisted.is_empty() && json_len(&blocks) + json_len(&block) <= budget {
+                blocks.push_str(&block);
+                shown += rows.len();
+            } else {
+                let mut t = TableCounts {
+                    key: (
+                        rows[0].source_name.clone(),
+                        rows[0].schema_name.clone(),
+                        rows[0].table_name.clone(),
+                    ),
+                    ..Default::default()
+                };
+                for d in rows {
+                    *t.counts.entry(d.change).or_default() += 1;
+                }
+                unlisted.push(t);
+            }
+        }
+        // The deltas not listed, by table: those that did not fit, then the rest of the stream.
+        let mut summary: Vec<TableCounts> = unlisted;
+        for t in std::mem::take(&mut self.rest) {
+            match summary.last_mut() {
+                Some(last) if last.key == t.key => {
+                    for (c, n) in t.counts {
+                        *last.counts.entry(c).or_default() += n;
+                    }
+                }
+                _ => summary.push(t),
+            }
+        }
+        let not_listed = self.total - shown;
+        let mut html = String::from("<body>");
+        let _ = writeln!(
+            html,
+            "The live schema of <strong>{}</strong> no longer matches the dbt source contract. \
+             {} change{} in {} table{}; update the sources files (YAML below), then the next check \
+             resolves them.",
+            xml(target_label(&self.target)),
+            self.total,
+            if self.total == 1 { "" } else { "s" },
+            self.tables,
+            if self.tables == 1 { "" } else { "s" },
+        );
+        let _ = writeln!(
+            html,
+            "The first {shown} are listed below; the other {not_listed} are summarised by table at the end. \
+             The complete list is attached to this task{} (as comments if the attachment was refused).",
+            attachment
+                .map(|a| format!(" as <code>{}</code>", xml(a)))
+                .unwrap_or_default()
+        );
+        html.push_str(&blocks);
+        let _ = write!(
+            html,
+            "<h2>Not listed above: {not_listed} change{}</h2><ul>",
+            if not_listed == 1 { "" } else { "s" }
+        );
+        let mut more_changes = self.rest_more_changes;
+        for (i, t) in summary.iter().enumerate() {
+            let n: usize = t.counts.values().sum();
+            if i >= MAX_SUMMARY_TABLES {
+                more_changes += n;
+                continue;
+            }
+            let counts = t
+                .counts
+                .iter()
+                .map(|(c, n)| format!("{n} {}", c.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = write!(
+                html,
+                "<li>{}.{} (source {}): {counts}</li>",
+                xml(&t.key.1),
+                xml(&t.key.2),
+                xml(&t.key.0)
+            );
+        }
+        if more_changes > 0 {
+            let _ = write!(
+                html,
+                "<li>and {more_changes} change{} in further tables</li>",
+                if more_changes == 1 { "" } else { "s" }
+            );
+        }
+        html.push_str("</ul>");
+        let _ = write!(
+            html,
+            "<hr/><em>{}</em></body>",
+            xml(&marker_line(&self.marker))
+        );
+        TaskDraft {
+            name,
+            html_notes: html,
+        }
+    }
+}
+
+/// One table's deltas as rich text, with the YAML fix.
+fn table_block(rows: &[DeltaRow]) -> String {
+    let d0 = &rows[0];
+    let mut html = format!(
+        "<h2>{}.{} (source {})</h2><ul>",
+        xml(&d0.schema_name),
+        xml(&d0.table_name),
+        xml(&d0.source_name)
+    );
+    for d in rows {
+        html.push_str("<li>");
+        html.push_str(&describe(d));
+        html.push_str("</li>");
+    }
+    html.push_str("</ul>");
+    let refs: Vec<&DeltaRow> = rows.iter().collect();
+    let _ = write!(
+        html,
+        "<strong>YAML for the sources file</strong>\n<code>{}</code>\n",
+        xml(&yaml_fix(&d0.source_name, &d0.table_name, &refs))
+    );
+    html
+}
+
+/// The header of the complete list of deltas, as CSV.
+pub const CSV_HEADER: &str =
+    "source,schema,table,column,change,contract_type,live_type,detail,first_seen\r\n";
+
+/// One delta as a CSV record (RFC 4180: fields with a comma, quote or line break are quoted,
+/// quotes doubled), CRLF-terminated.
+pub fn csv_record(d: &DeltaRow) -> String {
+    let fields = [
+        d.source_name.as_str(),
+        d.schema_name.as_str(),
+        d.table_name.as_str(),
+        d.column_name.as_deref().unwrap_or(""),
+        d.change.as_str(),
+        d.contract_type.as_deref().unwrap_or(""),
+        d.live_type.as_deref().unwrap_or(""),
+        d.detail.as_deref().unwrap_or(""),
+        d.first_seen_at.as_str(),
+    ];
+    let mut line = String::new();
+    for (i, f) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push(',');
+        }
+        if f.contains([',', '"', '\n', '\r']) {
+            line.push('"');
+            line.push_str(&f.replace('"', "\"\""));
+            line.push('"');
+        } else {
+            line.push_str(f);
+        }
+    }
+    line.push_str("\r\n");
+    line
+}
+
 /// The task for a check run that could not read its target.
 /// `error` is the first line of the run's error only: the whole text (which may name hosts or
 /// carry a server's detail) stays in the audit database, where the task points.
@@ -131,13 +443,15 @@ pub fn recovery_comment(target: &str, at: &str) -> String {
     )
 }
 
-/// The comment for deltas resolved since the task was filed.
-pub fn resolution_comment(resolved: &[DeltaRow], all_resolved: bool) -> String {
+/// The comment for deltas resolved since the task was filed: `total` of them, `resolved` the
+/// first (at most `MAX_LISTED` are listed).
+pub fn resolution_comment(resolved: &[DeltaRow], total: usize, all_resolved: bool) -> String {
+    let total = total.max(resolved.len());
     let mut text = format!(
         "{} of the changes in this task {} resolved: the live schema and the dbt contract agree \
          again (the contract was updated or the migration reverted).\n",
-        resolved.len(),
-        if resolved.len() == 1 { "is" } else { "are" }
+        total,
+        if total == 1 { "is" } else { "are" }
     );
     for d in resolved {
         let _ = writeln!(
@@ -151,6 +465,9 @@ pub fn resolution_comment(resolved: &[DeltaRow], all_resolved: bool) -> String {
                 .unwrap_or_default(),
             d.change.as_str()
         );
+    }
+    if total > resolved.len() {
+        let _ = writeln!(text, "- and {} more", total - resolved.len());
     }
     if all_resolved {
         text.push_str("Everything in this task is resolved; closing it.");
@@ -439,8 +756,10 @@ mod tests {
     #[test]
     fn resolution_comments_say_whether_everything_is_resolved() {
         let d = vec![delta("users", Some("a"), "added", None, Some("text"))];
-        assert!(resolution_comment(&d, true).ends_with("closing it."));
-        assert!(resolution_comment(&d, false).contains("still open"));
+        assert!(resolution_comment(&d, 1, true).ends_with("closing it."));
+        assert!(resolution_comment(&d, 1, false).contains("still open"));
+        let many = resolution_comment(&d, 20_000, true);
+        assert!(many.starts_with("20000 of the changes") && many.contains("- and 19999 more"));
     }
 
     #[test]

@@ -287,11 +287,23 @@ async fn five_hundred_new_columns_make_one_valid_readable_task() {
         tasks[0].name,
         "dbt source drift on the audit database: 500 changes (users)"
     );
-    assert_eq!(tasks[0].html_notes.matches("<li>").count(), 500);
+    // 300 listed, and one summary line for the other 200 (same table).
+    assert_eq!(tasks[0].html_notes.matches("<li>").count(), 301);
     assert!(
-        tasks[0].notes.contains("Col<250>&"),
-        "escaped in XML, intact as text"
+        tasks[0].notes.contains("app.users (source app): 200 added"),
+        "{}",
+        tasks[0].notes
     );
+    let listed = (1..=500)
+        .filter(|i| tasks[0].notes.contains(&format!("Col<{i}>&")))
+        .count();
+    assert!(listed >= 300, "escaped in XML, intact as text: {listed}");
+    let attachments = fake.attachments();
+    assert_eq!(attachments.len(), 1);
+    assert_eq!(attachments[0].parent, tasks[0].gid);
+    let csv = parse_csv(&attachments[0].content);
+    assert_eq!(csv.len(), 501, "a header and every delta");
+    assert!(csv.iter().any(|r| r[3] == "Col<250>&" && r[4] == "added"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -687,4 +699,181 @@ async fn a_retry_after_beyond_five_minutes_postpones_the_item_instead_of_holding
     let due_in: f64 = row.get(0);
     assert!((880.0..=900.0).contains(&due_in), "{due_in}");
     assert!(row.get::<_, String>(1).contains("rate limit"));
+}
+
+/// RFC 4180 records (quoted fields, doubled quotes, CRLF).
+fn parse_csv(bytes: &[u8]) -> Vec<Vec<String>> {
+    let text = std::str::from_utf8(bytes).expect("UTF-8");
+    let (mut records, mut record, mut field) = (Vec::new(), Vec::new(), String::new());
+    let (mut quoted, mut chars) = (false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    assert!(field.is_empty() && record.is_empty(), "ends with CRLF");
+    records
+}
+
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `count` tables of `columns` new columns each, in the contract with only `id`, checked once
+/// before the columns arrive (so they are `added`) and once after.
+pub async fn wide_drift(db: &tokio_postgres::Client, count: usize, columns: usize) {
+    let tables: Vec<String> = (0..count).map(|t| format!("w{t:03}")).collect();
+    let mut sql = String::new();
+    for t in &tables {
+        sql.push_str(&format!("CREATE TABLE app.{t} (id int);"));
+    }
+    sql.push_str(&format!(
+        "SELECT load_contract('models/wide.yml', $$sources:\n  - name: wide\n    schema: app\n    tables:\n{}$$); SELECT run_check();",
+        tables
+            .iter()
+            .map(|t| format!("      - name: {t}\n        columns: [{{name: id}}]\n"))
+            .collect::<String>()
+    ));
+    db.batch_execute(&sql).await.unwrap();
+    for t in &tables {
+        let adds: Vec<String> = (0..columns)
+            .map(|c| format!("ADD COLUMN \"c,{c:04}\" text"))
+            .collect();
+        db.batch_execute(&format!("ALTER TABLE app.{t} {}", adds.join(", ")))
+            .await
+            .unwrap();
+    }
+    db.batch_execute("SELECT run_check()").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_thousand_changes_make_a_bounded_task_with_the_complete_list_attached() {
+    let db = fresh_db("nt_huge").await;
+    wide_drift(&db, 20, 1000).await;
+    let new: i32 = db
+        .query_one("SELECT deltas_new FROM drift_watch.runs LIMIT 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(new, 20_000);
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    let mut child = notifier("nt_huge", &asana, &["run", "--once"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut peak_kb = 0;
+    let status = loop {
+        peak_kb = peak_kb.max(vm_hwm_kb(child.id()));
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    let tasks = fake.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert!(
+        tasks[0].name.starts_with(
+            "dbt source drift on the audit database: 20000 changes (w000, w001, w002 +17 more)"
+        ),
+        "{}",
+        tasks[0].name
+    );
+    validate_rich_text(&tasks[0].html_notes).unwrap();
+    for (what, size) in fake.body_sizes() {
+        if what != "POST /attachments" {
+            assert!(size <= 128 * 1024, "{what}: {size} bytes");
+        }
+    }
+    let create = fake
+        .body_sizes()
+        .into_iter()
+        .find(|(w, _)| w == "POST /tasks")
+        .unwrap()
+        .1;
+    let attachments = fake.attachments();
+    assert_eq!(attachments.len(), 1);
+    assert_eq!(attachments[0].content_type.as_deref(), Some("text/csv"));
+    let csv = parse_csv(&attachments[0].content);
+    assert_eq!(
+        csv[0],
+        [
+            "source",
+            "schema",
+            "table",
+            "column",
+            "change",
+            "contract_type",
+            "live_type",
+            "detail",
+            "first_seen"
+        ]
+    );
+    let rows: std::collections::HashSet<(String, String)> = csv[1..]
+        .iter()
+        .map(|r| (r[2].clone(), r[3].clone()))
+        .collect();
+    assert_eq!(rows.len(), 20_000);
+    assert!(rows.contains(&("w019".to_string(), "c,0999".to_string())));
+    assert!(csv[1..].iter().all(|r| r[4] == "added" && r[6] == "text"));
+    assert!(outbox_state(&db).await[0].2, "acknowledged");
+    eprintln!(
+        "20,000 changes: create body {create} bytes, attachment {} bytes, peak RSS {peak_kb} kB",
+        attachments[0].content.len()
+    );
+    assert!(peak_kb > 0 && peak_kb < 48 * 1024, "peak RSS {peak_kb} kB");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_attachment_becomes_comments_each_under_the_size_limit() {
+    let db = fresh_db("nt_no_attach").await;
+    wide_drift(&db, 3, 1000).await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    fake.push_fault(Fault::RefuseAttachment(403));
+    let out = run_once("nt_no_attach", &asana);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let task = &fake.tasks()[0];
+    assert!(fake.attachments().is_empty());
+    assert!(task.comments.len() > 1, "{}", task.comments.len());
+    let mut rows = 0;
+    for c in &task.comments {
+        assert!(
+            c.starts_with("The complete list of changes (CSV, part"),
+            "{c}"
+        );
+        rows += c.lines().count() - 2;
+    }
+    assert_eq!(rows, 3000);
+    for (what, size) in fake.body_sizes() {
+        assert!(size <= 128 * 1024, "{what}: {size} bytes");
+    }
 }

@@ -43,6 +43,18 @@ pub enum Fault {
     CreateThenFail,
     /// Create the task, then wait this long before answering (a client can die meanwhile).
     CreateThenStall(Duration),
+    /// The next `POST /attachments` is refused with this 4xx (e.g. 403: no access to attach).
+    RefuseAttachment(u16),
+}
+
+/// A file attached to a task (`POST /attachments`).
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub gid: String,
+    pub parent: String,
+    pub name: String,
+    pub content_type: Option<String>,
+    pub content: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -52,6 +64,9 @@ pub struct Inner {
     pub requests: Vec<String>,
     /// When each task was created (for the benchmark's latency figures).
     pub created_at: Vec<std::time::Instant>,
+    pub attachments: Vec<Attachment>,
+    /// The size of every request body received, by request.
+    pub body_sizes: Vec<(String, usize)>,
     next_gid: u64,
 }
 
@@ -107,6 +122,12 @@ impl FakeAsana {
     pub fn created_at(&self) -> Vec<std::time::Instant> {
         self.0.lock().unwrap().created_at.clone()
     }
+    pub fn attachments(&self) -> Vec<Attachment> {
+        self.0.lock().unwrap().attachments.clone()
+    }
+    pub fn body_sizes(&self) -> Vec<(String, usize)> {
+        self.0.lock().unwrap().body_sizes.clone()
+    }
     pub fn requests(&self) -> Vec<String> {
         self.0.lock().unwrap().requests.clone()
     }
@@ -118,6 +139,13 @@ impl FakeAsana {
             .route("/api/1.0/tasks/{gid}", axum::routing::put(update_task))
             .route("/api/1.0/tasks/{gid}/stories", post(add_story))
             .route("/api/1.0/projects/{gid}/tasks", get(project_tasks))
+            // Asana enforces a 100 MB limit on attachments.
+            .route(
+                "/api/1.0/attachments",
+                post(upload_attachment)
+                    .get(list_attachments)
+                    .layer(axum::extract::DefaultBodyLimit::max(100 * 1024 * 1024)),
+            )
             .with_state(self.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -168,6 +196,13 @@ fn gate(
             Err(error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable",
+            ))
+        }
+        Fault::RefuseAttachment(status) if what == "POST /attachments" => {
+            inner.faults.pop_front();
+            Err(error(
+                StatusCode::from_u16(status).unwrap(),
+                "You do not have permission to attach files here",
             ))
         }
         Fault::CreateThenFail | Fault::CreateThenStall(_) if create => {
@@ -235,16 +270,26 @@ pub fn validate_rich_text(html: &str) -> Result<String, String> {
     Ok(text)
 }
 
+/// A JSON request body, its size recorded.
+fn json_body(fake: &FakeAsana, what: &str, body: &[u8]) -> Option<Value> {
+    fake.0
+        .lock()
+        .unwrap()
+        .body_sizes
+        .push((what.to_string(), body.len()));
+    serde_json::from_slice(body).ok()
+}
+
 async fn create_task(
     State(fake): State<FakeAsana>,
     headers: HeaderMap,
-    body: Option<Json<Value>>,
+    body: axum::body::Bytes,
 ) -> Response {
     let fault = match gate(&fake, &headers, "POST /tasks", true) {
         Ok(f) => f,
         Err(r) => return r,
     };
-    let Some(Json(body)) = body else {
+    let Some(body) = json_body(&fake, "POST /tasks", &body) else {
         return error(StatusCode::BAD_REQUEST, "Request body must be JSON");
     };
     let Some(data) = body.get("data").filter(|d| d.is_object()) else {
@@ -341,16 +386,15 @@ async fn add_story(
     State(fake): State<FakeAsana>,
     headers: HeaderMap,
     Path(gid): Path<String>,
-    Json(body): Json<Value>,
+    body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = gate(
-        &fake,
-        &headers,
-        &format!("POST /tasks/{gid}/stories"),
-        false,
-    ) {
+    let what = format!("POST /tasks/{gid}/stories");
+    if let Err(r) = gate(&fake, &headers, &what, false) {
         return r;
     }
+    let Some(body) = json_body(&fake, &what, &body) else {
+        return error(StatusCode::BAD_REQUEST, "Request body must be JSON");
+    };
     let data = &body["data"];
     let text = match (data["text"].as_str(), data["html_text"].as_str()) {
         (Some(t), None) => t.to_string(),
@@ -435,6 +479,133 @@ async fn project_tasks(
     let next = (offset + limit < matching.len()).then(|| {
         let token = format!("tok-{}", offset + limit);
         json!({"offset": token, "path": format!("/projects/{gid}/tasks?limit={limit}&offset={token}"), "uri": ""})
+    });
+    (
+        StatusCode::OK,
+        Json(json!({"data": page, "next_page": next})),
+    )
+        .into_response()
+}
+
+/// `POST /attachments`: multipart/form-data with `parent` (a task gid) and `file`; 200 with the
+/// attachment's compact record.
+async fn upload_attachment(
+    State(fake): State<FakeAsana>,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    if let Err(r) = gate(&fake, &headers, "POST /attachments", false) {
+        return r;
+    }
+    let Ok(mut multipart) = multipart else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Request must be multipart/form-data",
+        );
+    };
+    let (mut parent, mut file, mut size) = (None, None, 0usize);
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                let file_name = field.file_name().map(str::to_string);
+                let content_type = field.content_type().map(str::to_string);
+                let Ok(bytes) = field.bytes().await else {
+                    return error(StatusCode::BAD_REQUEST, "malformed multipart body");
+                };
+                size += bytes.len();
+                match name.as_str() {
+                    "parent" => parent = Some(String::from_utf8_lossy(&bytes).to_string()),
+                    "file" => file = Some((file_name, content_type, bytes.to_vec())),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return error(StatusCode::PAYLOAD_TOO_LARGE, "file: larger than 100MB")
+            }
+            Err(_) => return error(StatusCode::BAD_REQUEST, "malformed multipart body"),
+        }
+    }
+    fake.0
+        .lock()
+        .unwrap()
+        .body_sizes
+        .push(("POST /attachments".into(), size));
+    let Some(parent) = parent else {
+        return error(StatusCode::BAD_REQUEST, "parent: Missing input");
+    };
+    let Some((Some(name), content_type, content)) = file else {
+        return error(StatusCode::BAD_REQUEST, "file: Missing input");
+    };
+    let mut inner = fake.0.lock().unwrap();
+    if !inner.tasks.iter().any(|t| t.gid == parent) {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("parent: Not a recognized ID: {parent}"),
+        );
+    }
+    inner.next_gid += 1;
+    let gid = format!("14000000{}", inner.next_gid);
+    inner.attachments.push(Attachment {
+        gid: gid.clone(),
+        parent,
+        name: name.clone(),
+        content_type,
+        content,
+    });
+    (
+        StatusCode::OK,
+        Json(json!({"data": {"gid": gid, "resource_type": "attachment", "name": name, "resource_subtype": "asana"}})),
+    )
+        .into_response()
+}
+
+/// `GET /attachments?parent=<gid>`: the compact records, paginated like every list.
+async fn list_attachments(
+    State(fake): State<FakeAsana>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = gate(&fake, &headers, "GET /attachments", false) {
+        return r;
+    }
+    let Some(parent) = q.get("parent") else {
+        return error(StatusCode::BAD_REQUEST, "parent: Missing input");
+    };
+    let limit: usize = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 100,
+        Some(Ok(l)) if (1..=100).contains(&l) => l,
+        _ => return error(StatusCode::BAD_REQUEST, "limit: Must be between 1 and 100"),
+    };
+    let offset: usize = match q
+        .get("offset")
+        .map(|o| o.strip_prefix("tok-").and_then(|n| n.parse().ok()))
+    {
+        None => 0,
+        Some(Some(n)) => n,
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "offset: Your pagination token is invalid or expired",
+            )
+        }
+    };
+    let inner = fake.0.lock().unwrap();
+    let matching: Vec<&Attachment> = inner
+        .attachments
+        .iter()
+        .filter(|a| &a.parent == parent)
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|a| json!({"gid": a.gid, "resource_type": "attachment", "name": a.name, "resource_subtype": "asana"}))
+        .collect();
+    let next = (offset + limit < matching.len()).then(|| {
+        let token = format!("tok-{}", offset + limit);
+        json!({"offset": token, "path": format!("/attachments?parent={parent}&limit={limit}&offset={token}"), "uri": ""})
     });
     (
         StatusCode::OK,
