@@ -429,6 +429,8 @@ DECLARE
     attempt integer := 0;
     wait double precision := 2;
     retry boolean;
+    looks integer := 0;
+    info record;
     state text;
 BEGIN
     run := drift_watch._begin_check(target);
@@ -439,6 +441,15 @@ BEGIN
         retry := false;
         BEGIN
             PERFORM drift_watch._read_check(run);
+            -- Read, but the replica looks behind without being paused: it may just be catching
+            -- up (after a restart, or a burst after a long idle spell); look again shortly.
+            SELECT * INTO info FROM drift_watch._read_info(run);
+            retry := info.in_recovery AND NOT coalesce(info.replay_paused, false)
+                     AND info.replay_lag_ms > extract(epoch FROM setting.max_replay_lag) * 1000
+                     AND looks < 3
+                     AND clock_timestamp() + make_interval(secs => wait) <= deadline;
+            looks := looks + 1;
+            attempt := attempt - 1;  -- a second look is not a failed attempt
         EXCEPTION
             -- A cancel or a timeout, here or on the target: recorded as the run's failure.
             WHEN query_canceled THEN
@@ -731,6 +742,7 @@ GRANT EXECUTE ON FUNCTION drift_watch.run_check(text), drift_watch._begin_check(
                           drift_watch._dblink_connection_open(text),
                           drift_watch._canonical_types(text[]), drift_watch._parse_type(text),
                           drift_watch._target_setting(text), drift_watch._retryable(text),
+                          drift_watch._read_info(bigint),
                           drift_watch.schedule_check(text, text),
                           drift_watch.unschedule_check(text),
                           drift_watch._cron_job_name(text), drift_watch._require_pg_cron(text, text)

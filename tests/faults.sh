@@ -60,7 +60,7 @@ starter=$!
 run=$(audit -c "SELECT run_check('app_replica')")
 wait "$starter"
 got=$(audit -c "SELECT concat_ws('|', status, attempts) FROM drift_watch.runs WHERE run_id = $run")
-case $got in succeeded\|[23]) ;; *) check_fail "blip: run $run is $got ($(audit -c "SELECT error FROM drift_watch.runs WHERE run_id = $run"))";; esac
+case $got in succeeded\|[2-6]) ;; *) check_fail "blip: run $run is $got ($(audit -c "SELECT error FROM drift_watch.runs WHERE run_id = $run"))";; esac
 [ "$(items run_failed)" = "$failed_before" ] || check_fail "blip: a failure notice was filed"
 echo "faults: replica down 5 s at the start -> run $got (attempts), no failure notice"
 

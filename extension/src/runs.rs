@@ -76,19 +76,20 @@ fn not_begun(run: i64) -> ! {
 }
 
 /// Reads the contract and the live side for `run` as the current (calling) role; after a failed
-/// read, again (a retry within the run).
+/// or doubtful read, again (a retry within the run): the last read is the one recorded.
 pub fn read(run: i64) {
     let target = RUNS.with(|r| {
         let mut runs = r.borrow_mut();
         let entry = runs.get_mut(&run)?;
-        match &entry.state {
-            RunState::Begun { target } | RunState::Failed { target, .. } => {
-                let target = target.clone();
-                entry.attempts += 1;
-                Some(target)
-            }
-            RunState::Read { .. } => None,
-        }
+        // Begun, or read before (a retry after a failed read, or a second look at a replica
+        // that seemed behind): read (again).
+        let target = match &entry.state {
+            RunState::Begun { target }
+            | RunState::Failed { target, .. }
+            | RunState::Read { target, .. } => target.clone(),
+        };
+        entry.attempts += 1;
+        Some(target)
     });
     let Some(target) = target else { not_begun(run) };
     let keep = |state: RunState| {
