@@ -111,6 +111,13 @@ pub struct RunArgs {
     /// Requests per minute sent to Asana at most (150: Asana's free plans; 1500 on paid ones).
     #[arg(long, env = "DRIFT_ASANA_REQUESTS_PER_MINUTE", default_value_t = 150, value_parser = clap::value_parser!(u32).range(1..))]
     pub asana_requests_per_minute: u32,
+    /// Serve Prometheus metrics at /metrics and a health check at /healthz on this address
+    /// (e.g. 127.0.0.1:9187); off when unset.
+    #[arg(long, env = "DRIFT_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// /healthz answers 503 once the audit database has been unreachable this many seconds.
+    #[arg(long, env = "DRIFT_HEALTH_UNREACHABLE_SECONDS", default_value_t = 120)]
+    pub health_unreachable_seconds: u64,
     /// Seconds to finish in-flight work after SIGTERM/SIGINT.
     #[arg(long, env = "DRIFT_SHUTDOWN_SECONDS", default_value_t = 30)]
     pub shutdown_seconds: u64,

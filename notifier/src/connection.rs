@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::asana::Asana;
 use crate::config::RunArgs;
 use crate::deliver::Notifier;
+use crate::metrics::{self, Metrics};
 use crate::outbox;
 use crate::sink::{DryRun, Sink};
 use crate::tls;
@@ -176,9 +177,28 @@ pub async fn run(url: &str, args: RunArgs) -> Result<ExitCode, Failure> {
         std::process::exit(0);
     });
     let lease = Duration::from_secs(args.lease_seconds.max(1));
+    let metrics = match args.metrics_addr {
+        Some(addr) => {
+            let m = Metrics::new(Duration::from_secs(args.health_unreachable_seconds));
+            let bound = metrics::serve(addr, m.clone())
+                .await
+                .map_err(Failure::Config)?;
+            info!(%bound, "serving /metrics and /healthz");
+            Some(m)
+        }
+        None => None,
+    };
     match asana {
-        Some(asana) => serve(url, &args, Notifier::new(asana, lease), stop).await,
-        None => serve(url, &args, Notifier::new(DryRun, lease), stop).await,
+        Some(asana) => {
+            let mut notifier = Notifier::new(asana, lease);
+            notifier.metrics = metrics;
+            serve(url, &args, notifier, stop).await
+        }
+        None => {
+            let mut notifier = Notifier::new(DryRun, lease);
+            notifier.metrics = metrics;
+            serve(url, &args, notifier, stop).await
+        }
     }
 }
 
@@ -219,10 +239,14 @@ async fn serve<S: Sink>(
         if *stop.borrow() {
             return Ok(ExitCode::SUCCESS);
         }
+        let metrics = notifier.metrics.clone();
         let (db, mut notifications) = match connect(url).await {
             Ok(c) => c,
             Err(Failure::Config(m)) => return Err(Failure::Config(m)),
             Err(e) => {
+                if let Some(m) = &metrics {
+                    m.unreachable();
+                }
                 warn!(error = %e, retry_in_ms = reconnect_wait.as_millis() as u64, "reconnecting");
                 if wait_or_stop(reconnect_wait, &stop).await {
                     return Ok(ExitCode::SUCCESS);
@@ -237,6 +261,9 @@ async fn serve<S: Sink>(
             continue;
         }
         info!("listening on drift_watch");
+        if let Some(m) = &metrics {
+            m.reachable();
+        }
         reconnect_wait = Duration::from_millis(500);
         if !unparked {
             match outbox::unpark(&db).await {
@@ -264,6 +291,14 @@ async fn serve<S: Sink>(
                     break;
                 }
             };
+            if let Some(m) = &metrics {
+                match outbox::pending_stats(&db).await {
+                    Ok((pending, oldest)) => m.polled(pending, oldest),
+                    Err(e) => {
+                        warn!(error = %db_error(&e), "cannot read the outbox's size for /metrics")
+                    }
+                }
+            }
             let mut stop_changed = stop.clone();
             tokio::select! {
                 n = notifications.recv() => match n {
@@ -273,6 +308,9 @@ async fn serve<S: Sink>(
                 _ = tokio::time::sleep(due.max(Duration::from_millis(200))) => {}
                 _ = stop_changed.changed() => return Ok(ExitCode::SUCCESS),
             }
+        }
+        if let Some(m) = &metrics {
+            m.unreachable();
         }
         if wait_or_stop(reconnect_wait, &stop).await {
             return Ok(ExitCode::SUCCESS);

@@ -410,6 +410,8 @@ pub struct Notifier<S> {
     pub sink: S,
     /// How long a claim is reserved for this notifier (extended while delivering).
     pub lease: Duration,
+    /// Counters for /metrics, when served.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     /// A dry run prints each item once per process.
     printed: HashSet<i64>,
     reported_empty: bool,
@@ -420,6 +422,7 @@ impl<S: Sink> Notifier<S> {
         Notifier {
             sink,
             lease,
+            metrics: None,
             printed: HashSet::new(),
             reported_empty: false,
         }
@@ -451,6 +454,9 @@ impl<S: Sink> Notifier<S> {
                 Some(Ok(gid)) => {
                     if outbox::acknowledge(db, &item, &gid).await? {
                         drained.delivered += 1;
+                        if let Some(m) = &self.metrics {
+                            m.delivered(item.id);
+                        }
                         info!(item = item.id, kind = %item.kind, target = %item.target, task = %gid, "delivered");
                     } else {
                         warn!(item = item.id, task = %gid, "delivered, but the claim had expired: another notifier owns the item now");
@@ -481,6 +487,9 @@ impl<S: Sink> Notifier<S> {
                             Some(wait)
                         }
                     };
+                    if let Some(m) = &self.metrics {
+                        m.failed(item.id, retry.is_none());
+                    }
                     if !outbox::postpone(db, &item, retry, &e.to_string()).await? {
                         warn!(
                             item = item.id,

@@ -9,6 +9,7 @@
 //! * [`sink`]: the `Sink` trait and the dry-run printer; [`asana`]: the Asana sink (pacing,
 //!   429 pauses, attachments).
 //! * [`render`]: pure functions from deltas to task text.
+//! * [`metrics`]: `/metrics` (Prometheus) and `/healthz`.
 //! * [`commands`]: `contract push`, `contract check` (the CI gate), `check`.
 //! * [`tls`]: libpq-compatible TLS to the audit database.
 
@@ -17,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod deliver;
+pub mod metrics;
 pub mod outbox;
 pub mod render;
 pub mod sink;

@@ -144,6 +144,19 @@ pub async fn pending_count(db: &Client) -> Result<usize, tokio_postgres::Error> 
         .len())
 }
 
+/// How many items are pending, and how long ago the oldest one's run ended (seconds).
+pub async fn pending_stats(db: &Client) -> Result<(i64, Option<f64>), tokio_postgres::Error> {
+    let r = db
+        .query_one(
+            "SELECT count(*), extract(epoch FROM now() - min(coalesce(r.finished_at, r.started_at)))::float8
+               FROM drift_watch.outbox_pending() p
+               LEFT JOIN drift_watch.runs r ON r.run_id = p.run_id",
+            &[],
+        )
+        .await?;
+    Ok((r.get(0), r.get(1)))
+}
+
 /// One row of `drift_watch.outbox_deltas`. A change kind the core does not know (a newer
 /// extension) is an error: better an item that waits than a task that says the wrong thing.
 pub fn delta_row(r: &tokio_postgres::Row) -> Result<DeltaRow, String> {

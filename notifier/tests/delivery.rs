@@ -877,3 +877,112 @@ async fn a_refused_attachment_becomes_comments_each_under_the_size_limit() {
         assert!(size <= 128 * 1024, "{what}: {size} bytes");
     }
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn http_get(url: &str) -> (u16, String) {
+    match reqwest::get(url).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// The value of a metric without labels.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_a_delivery_and_healthz_is_ok() {
+    let db = fresh_db("nt_metrics").await;
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut sidecar = spawn_with(
+        "nt_metrics",
+        &asana,
+        "metrics",
+        &[("DRIFT_METRICS_ADDR", addr.as_str())],
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    drift(&db).await;
+    assert!(eventually(WAIT, || fake.tasks().len() == 1).await);
+    tokio::time::sleep(Duration::from_millis(1500)).await; // one more poll
+    let (status, text) = http_get(&format!("http://{addr}/metrics")).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        metric(&text, "drift_notifier_delivered_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(metric(&text, "drift_notifier_failed_total"), Some(0.0));
+    assert_eq!(metric(&text, "drift_notifier_pending"), Some(0.0));
+    assert_eq!(metric(&text, "drift_notifier_parked"), Some(0.0));
+    assert_eq!(
+        metric(&text, "drift_notifier_oldest_pending_age_seconds"),
+        Some(0.0)
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let polled = metric(
+        &text,
+        "drift_notifier_last_successful_poll_timestamp_seconds",
+    )
+    .unwrap();
+    assert!((now - polled).abs() < 5.0, "{polled} vs {now}");
+    assert!(text.contains("# TYPE drift_notifier_delivered_total counter"));
+    assert_eq!(http_get(&format!("http://{addr}/healthz")).await.0, 200);
+    assert!(terminate(&mut sidecar).success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_turns_503_once_the_database_is_unreachable_past_the_threshold() {
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    let closed = format!("postgres://postgres@127.0.0.1:{}/x", free_port());
+    let mut sidecar = notifier("postgres", &asana, &["run"])
+        .env("DATABASE_URL", &closed)
+        .env("DRIFT_METRICS_ADDR", &addr)
+        .env("DRIFT_HEALTH_UNREACHABLE_SECONDS", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let healthz = format!("http://{addr}/healthz");
+    let started = std::time::Instant::now();
+    assert!(
+        eventually(Duration::from_secs(1), || std::net::TcpStream::connect(
+            &addr
+        )
+        .is_ok())
+        .await
+    );
+    let (early, _) = http_get(&healthz).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(early, 200, "unreachable, but not for long yet");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (late, body) = http_get(&healthz).await;
+    assert_eq!(late, 503, "{body}");
+    assert!(body.contains("unreachable"));
+    let (status, text) = http_get(&format!("http://{addr}/metrics")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        metric(
+            &text,
+            "drift_notifier_last_successful_poll_timestamp_seconds"
+        ),
+        Some(0.0),
+        "never polled"
+    );
+    assert!(terminate(&mut sidecar).success());
+}
