@@ -728,44 +728,6 @@ fn parse_csv(bytes: &[u8]) -> Vec<Vec<String>> {
     records
 }
 
-fn vm_hwm_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// `count` tables of `columns` new columns each, in the contract with only `id`, checked once
-/// before the columns arrive (so they are `added`) and once after.
-pub async fn wide_drift(db: &tokio_postgres::Client, count: usize, columns: usize) {
-    let tables: Vec<String> = (0..count).map(|t| format!("w{t:03}")).collect();
-    let mut sql = String::new();
-    for t in &tables {
-        sql.push_str(&format!("CREATE TABLE app.{t} (id int);"));
-    }
-    sql.push_str(&format!(
-        "SELECT load_contract('models/wide.yml', $$sources:\n  - name: wide\n    schema: app\n    tables:\n{}$$); SELECT run_check();",
-        tables
-            .iter()
-            .map(|t| format!("      - name: {t}\n        columns: [{{name: id}}]\n"))
-            .collect::<String>()
-    ));
-    db.batch_execute(&sql).await.unwrap();
-    for t in &tables {
-        let adds: Vec<String> = (0..columns)
-            .map(|c| format!("ADD COLUMN \"c,{c:04}\" text"))
-            .collect();
-        db.batch_execute(&format!("ALTER TABLE app.{t} {}", adds.join(", ")))
-            .await
-            .unwrap();
-    }
-    db.batch_execute("SELECT run_check()").await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_thousand_changes_make_a_bounded_task_with_the_complete_list_attached() {
     let db = fresh_db("nt_huge").await;

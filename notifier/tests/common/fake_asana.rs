@@ -67,6 +67,12 @@ pub struct Inner {
     pub attachments: Vec<Attachment>,
     /// The size of every request body received, by request.
     pub body_sizes: Vec<(String, usize)>,
+    /// Asana's rate limit, when enforced: at most this many requests (429s included, as Asana
+    /// counts them) in any window of this length; more get 429 with Retry-After.
+    pub quota: Option<(usize, Duration)>,
+    sent: VecDeque<std::time::Instant>,
+    /// 429s the quota gave.
+    pub quota_429s: usize,
     next_gid: u64,
 }
 
@@ -115,6 +121,13 @@ impl FakeAsana {
         });
         inner.created_at.push(std::time::Instant::now());
         gid
+    }
+    /// Enforces a rate limit of `limit` requests in any `window`.
+    pub fn set_quota(&self, limit: usize, window: Duration) {
+        self.0.lock().unwrap().quota = Some((limit, window));
+    }
+    pub fn quota_429s(&self) -> usize {
+        self.0.lock().unwrap().quota_429s
     }
     pub fn push_fault(&self, fault: Fault) {
         self.0.lock().unwrap().faults.push_back(fault);
@@ -175,6 +188,33 @@ fn gate(
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
     if auth != Some(&format!("Bearer {TOKEN}")) {
         return Err(error(StatusCode::UNAUTHORIZED, "Not Authorized"));
+    }
+    if let Some((limit, window)) = inner.quota {
+        let now = std::time::Instant::now();
+        while inner
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            inner.sent.pop_front();
+        }
+        let over = inner.sent.len() >= limit;
+        let retry = inner.sent.front().map_or(Duration::ZERO, |t| {
+            window.saturating_sub(now.duration_since(*t))
+        });
+        inner.sent.push_back(now);
+        if over {
+            inner.quota_429s += 1;
+            return Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(
+                    "Retry-After",
+                    retry.as_secs_f64().ceil().max(1.0).to_string(),
+                )],
+                Json(json!({"errors": [{"message": "You have made too many requests recently."}]})),
+            )
+                .into_response());
+        }
     }
     let Some(fault) = inner.faults.front().cloned() else {
         return Ok(None);

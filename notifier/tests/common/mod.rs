@@ -161,3 +161,42 @@ pub fn send_signal(pid: u32, signal: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// The peak resident set size of a process (VmHWM), in kB; 0 once it is gone.
+pub fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `count` tables of `columns` new columns each, in the contract with only `id`, checked once
+/// before the columns arrive (so they are `added`) and once after.
+pub async fn wide_drift(db: &Client, count: usize, columns: usize) {
+    let tables: Vec<String> = (0..count).map(|t| format!("w{t:03}")).collect();
+    let mut sql = String::new();
+    for t in &tables {
+        sql.push_str(&format!("CREATE TABLE app.{t} (id int);"));
+    }
+    sql.push_str(&format!(
+        "SELECT load_contract('models/wide.yml', $$sources:\n  - name: wide\n    schema: app\n    tables:\n{}$$); SELECT run_check();",
+        tables
+            .iter()
+            .map(|t| format!("      - name: {t}\n        columns: [{{name: id}}]\n"))
+            .collect::<String>()
+    ));
+    db.batch_execute(&sql).await.unwrap();
+    for t in &tables {
+        let adds: Vec<String> = (0..columns)
+            .map(|c| format!("ADD COLUMN \"c,{c:04}\" text"))
+            .collect();
+        db.batch_execute(&format!("ALTER TABLE app.{t} {}", adds.join(", ")))
+            .await
+            .unwrap();
+    }
+    db.batch_execute("SELECT run_check()").await.unwrap();
+}
