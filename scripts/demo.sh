@@ -36,6 +36,9 @@ export DATABASE_URL=$AUDIT_URL
 log "drift_diff('app_replica') before the migration"
 pg "$PRIMARY_PORT" -d audit -c "SELECT * FROM drift_diff('app_replica')"
 
+log "drift-notifier check app_replica: the first check takes each table's baseline (as the first daily job would)"
+"$NOTIFIER" check app_replica
+
 log "applying $PROJECT/migration.sql on the primary; waiting for the replica to replay it"
 sed 's/^/    /' "$PROJECT/migration.sql"
 pg "$PRIMARY_PORT" -d app -f "$PROJECT/migration.sql"
@@ -44,7 +47,7 @@ bash scripts/topology.sh replay "$W"
 log "drift_diff('app_replica') after the migration"
 pg "$PRIMARY_PORT" -d audit -c "SELECT source_name, table_name, column_name, change, contract_type, live_type, detail FROM drift_diff('app_replica')"
 
-log "drift-notifier check app_replica (records the run, as the daily pg_cron job would)"
+log "drift-notifier check app_replica after the migration (records the run, as the next daily job would)"
 "$NOTIFIER" check app_replica
 
 log "schedule_check('app_replica') as drift_cron (TLS, verify-full): the daily pg_cron job (06:00 GMT by default)"
