@@ -236,7 +236,9 @@ pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> Catalo
              FROM want w \
              JOIN pg_namespace n ON n.nspname = w.nsp \
              JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel \
-                            AND c.relkind IN ('r', 'p', 'v', 'm', 'f')) \
+                            AND c.relkind IN ('r', 'p', 'v', 'm', 'f')), \
+         missing AS MATERIALIZED ( \
+           SELECT * FROM want w WHERE NOT EXISTS (SELECT 1 FROM rel r WHERE r.ord = w.ord)) \
          SELECT 1, r.ord::int4, NULL, NULL, NULL, NULL, NULL, r.oid::int8 FROM rel r \
          UNION ALL \
          SELECT 4, NULL::int4, pg_is_in_recovery()::int4, \
@@ -247,10 +249,11 @@ pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> Catalo
                 NULL::text, NULL::text, NULL::int8 \
          UNION ALL \
          SELECT 3, w.ord::int4, NULL::int4, NULL::int8, NULL::int4, c.relname::text, n.nspname::text, NULL::int8 \
-           FROM (SELECT * FROM want w WHERE NOT EXISTS (SELECT 1 FROM rel r WHERE r.ord = w.ord)) w \
+           FROM missing w \
            JOIN pg_namespace n ON lower(n.nspname) = lower(w.nsp) \
            JOIN pg_class c ON c.relnamespace = n.oid AND lower(c.relname) = lower(w.rel) \
                           AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
+          WHERE EXISTS (SELECT 1 FROM missing) \
          UNION ALL \
          SELECT 0, r.ord::int4, a.attnum::int4, a.atttypid::int8, a.atttypmod, a.attname::text, \
                 CASE WHEN a.atttypid >= {FIRST_NORMAL_OID} THEN format_type(a.atttypid, a.atttypmod) END, \
@@ -312,7 +315,6 @@ pub fn read_live(
     client: &SpiClient<'_>,
     target: &Target<'_>,
     contract: &[ContractTable],
-    limits: ReadLimits,
 ) -> Result<LiveRead, DriftError> {
     let (mut types, probes) = canonical_types(client, contract)?;
     let query = catalog_query(contract, probes);
@@ -326,6 +328,7 @@ pub fn read_live(
         }
         Target::Server(server) => {
             check_target(client, server)?;
+            let limits = read_limits(client, server)?;
             let dblink = dblink_schema(client)?;
             // dblink(name, ...) would use a connection of that name this session opened with
             // dblink_connect instead of the foreign server: refuse to read through one.

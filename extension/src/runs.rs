@@ -106,8 +106,7 @@ pub fn read(run: i64) {
                 Some(server) => Target::Server(server),
                 None => Target::Local,
             };
-            let limits = catalog::read_limits(client, target.as_deref().unwrap_or(""))?;
-            let live = catalog::read_live(client, &live_target, &contract, limits)?;
+            let live = catalog::read_live(client, &live_target, &contract)?;
             Ok::<_, DriftError>((contract, live))
         })
     })
