@@ -650,6 +650,7 @@ mod tests {
             live_type: Some("text".into()),
             detail: None,
             first_seen_at: "2026-11-25 06:00 UTC".into(),
+            renamed_from: None,
         }
     }
 

@@ -171,13 +171,14 @@ pub fn delta_row(r: &tokio_postgres::Row) -> Result<DeltaRow, String> {
         live_type: r.get(6),
         detail: r.get(7),
         first_seen_at: r.get(8),
+        renamed_from: r.get(9),
     })
 }
 
 /// The query that reads an item's deltas (new_deltas: those it files; resolved: those it
 /// follows up on), in display order; `delta_row` reads its rows.
 pub const DELTAS_SQL: &str = "SELECT source_name, schema_name, table_name, column_name, change, \
-     contract_type, live_type, detail, first_seen FROM drift_watch.outbox_deltas($1)";
+     contract_type, live_type, detail, first_seen, renamed_from FROM drift_watch.outbox_deltas($1)";
 
 /// What `drift_watch.outbox_item` says of an item.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -20,6 +20,8 @@ pub struct DeltaRow {
     pub detail: Option<String>,
     /// When the drift was first seen, as the database formats it.
     pub first_seen_at: String,
+    /// For a rename: the column's old name, as stored (never parsed out of `detail`).
+    pub renamed_from: Option<String>,
 }
 
 /// A task to create.
@@ -547,13 +549,12 @@ pub fn yaml_fix(source: &str, table: &str, rows: &[&DeltaRow]) -> String {
             }
             _ => {
                 if d.change == Change::Renamed {
-                    if let Some(from) = d
-                        .detail
-                        .as_deref()
-                        .and_then(|t| t.strip_prefix("renamed from "))
-                    {
-                        let from = from.split(" (").next().unwrap_or(from);
-                        let _ = writeln!(y, "          # renamed from {from}: replace that entry");
+                    if let Some(from) = d.renamed_from.as_deref() {
+                        let _ = writeln!(
+                            y,
+                            "          # renamed from {}: replace that entry",
+                            yaml_scalar(from)
+                        );
                     }
                 }
                 let _ = writeln!(y, "          - name: {}", yaml_scalar(column));
@@ -678,6 +679,7 @@ mod tests {
             live_type: l.map(Into::into),
             detail: (change == "renamed").then(|| "renamed from phone".into()),
             first_seen_at: "2026-11-24 06:00:01+00".into(),
+            renamed_from: (change == "renamed").then(|| "phone".into()),
         }
     }
 
