@@ -72,7 +72,10 @@ CREATE TABLE drift_watch.outbox (
     -- Asana gids are decimal numbers; nothing else may ever reach a URL path.
     asana_task_gid  text CHECK (asana_task_gid ~ '^[0-9]{1,32}$'),
     -- The current claim (outbox_claim): only its holder may acknowledge or postpone the item.
-    claim_token     uuid
+    claim_token     uuid,
+    -- A follow-up's comment was accepted by Asana (its completion may still be pending): a
+    -- retry completes the task without posting the comment again.
+    commented_at    timestamptz
 );
 CREATE INDEX outbox_pending_idx ON drift_watch.outbox (next_attempt_at) WHERE delivered_at IS NULL;
 
@@ -477,7 +480,7 @@ $$;
 -- with that token. Only the current claim's holder can settle an item.
 CREATE FUNCTION drift_watch.outbox_claim(lease_seconds double precision)
 RETURNS TABLE (id bigint, kind text, target text, run_id bigint, marker text, attempts integer,
-               parent_id bigint, claim_token uuid)
+               parent_id bigint, claim_token uuid, commented boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -503,7 +506,8 @@ BEGIN
            next_attempt_at = now() + make_interval(secs => lease_seconds),
            claim_token = gen_random_uuid()
      WHERE o.id = item
-    RETURNING o.id, o.kind, o.target, o.run_id, o.marker, o.attempts, o.parent_id, o.claim_token;
+    RETURNING o.id, o.kind, o.target, o.run_id, o.marker, o.attempts, o.parent_id, o.claim_token,
+              o.commented_at IS NOT NULL;
 END
 $$;
 
@@ -519,6 +523,18 @@ BEGIN
     END IF;
     UPDATE drift_watch.outbox o
        SET next_attempt_at = now() + make_interval(secs => lease_seconds)
+     WHERE o.id = item AND o.claim_token = claim AND o.delivered_at IS NULL;
+    RETURN FOUND;
+END
+$$;
+
+-- A follow-up's comment is posted; only its completion may be left to a retry.
+CREATE FUNCTION drift_watch.outbox_commented(item bigint, claim uuid)
+RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE drift_watch.outbox o SET commented_at = clock_timestamp()
      WHERE o.id = item AND o.claim_token = claim AND o.delivered_at IS NULL;
     RETURN FOUND;
 END
@@ -749,6 +765,7 @@ GRANT EXECUTE ON FUNCTION drift_watch.run_check(text), drift_watch._begin_check(
    TO drift_watch_checker;
 GRANT EXECUTE ON FUNCTION drift_watch.outbox_claim(double precision),
                           drift_watch.outbox_extend(bigint, uuid, double precision),
+                          drift_watch.outbox_commented(bigint, uuid),
                           drift_watch.outbox_ack(bigint, uuid, text),
                           drift_watch.outbox_postpone(bigint, uuid, double precision, text),
                           drift_watch.outbox_park(bigint, uuid, text),

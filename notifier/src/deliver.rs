@@ -84,6 +84,8 @@ pub trait Store {
         item: &Item,
         each: &mut dyn FnMut(DeltaRow) -> Result<(), DeliverError>,
     ) -> Result<(), DeliverError>;
+    /// A follow-up's comment was accepted: a retry must not post it again.
+    async fn commented(&self, item: &Item) -> Result<(), DeliverError>;
 }
 
 /// Rows fetched from the database at a time.
@@ -97,6 +99,16 @@ pub struct DbStore<'a>(pub &'a Client);
 impl Store for DbStore<'_> {
     async fn info(&self, item: &Item) -> Result<ItemInfo, DeliverError> {
         Ok(outbox::info(self.0, item).await?)
+    }
+
+    async fn commented(&self, item: &Item) -> Result<(), DeliverError> {
+        self.0
+            .execute(
+                "SELECT drift_watch.outbox_commented($1, $2::text::uuid)",
+                &[&item.id, &item.claim],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Through a cursor (`WITH HOLD`, so no transaction stays open and the lease heartbeat
@@ -370,8 +382,11 @@ pub async fn deliver<S: Sink, D: Store>(
                     Ok(())
                 })
                 .await?;
-            let text = render::resolution_comment(&resolved, total, info.all_resolved);
-            sink.comment(&gid, &text).await?;
+            if !item.commented {
+                let text = render::resolution_comment(&resolved, total, info.all_resolved);
+                sink.comment(&gid, &text).await?;
+                store.commented(item).await?;
+            }
             if info.all_resolved {
                 sink.complete(&gid).await?;
             }
@@ -380,8 +395,11 @@ pub async fn deliver<S: Sink, D: Store>(
         Kind::Recovered => {
             let info = store.info(item).await?;
             let gid = parent_task(sink, &info)?;
-            let text = render::recovery_comment(&item.target, &info.run_ended);
-            sink.comment(&gid, &text).await?;
+            if !item.commented {
+                let text = render::recovery_comment(&item.target, &info.run_ended);
+                sink.comment(&gid, &text).await?;
+                store.commented(item).await?;
+            }
             sink.complete(&gid).await?;
             Ok(gid)
         }
@@ -624,6 +642,9 @@ mod tests {
             }
             Ok(())
         }
+        async fn commented(&self, _item: &Item) -> Result<(), DeliverError> {
+            Ok(())
+        }
     }
 
     fn item(kind: Kind) -> Item {
@@ -636,6 +657,7 @@ mod tests {
             attempts: 1,
             parent_id: None,
             claim: Some("c".into()),
+            commented: false,
         }
     }
 
@@ -753,6 +775,28 @@ mod tests {
         let calls = sink.calls();
         assert!(calls[0].starts_with("comment 9: The check of app_replica succeeds again"));
         assert_eq!(calls[1], "complete 9");
+    }
+
+    /// The soak found it: a comment accepted, then the completion failing, reposted the comment
+    /// on every retry. A follow-up whose comment was posted only completes the task.
+    #[test]
+    fn a_retried_follow_up_does_not_post_its_comment_again() {
+        let sink = Recording::default();
+        let store = Memory {
+            info: ItemInfo {
+                parent_task_gid: Some("9".into()),
+                all_resolved: true,
+                run_ended: "2026-11-25 06:00 UTC".into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        for kind in [Kind::Recovered, Kind::Resolved] {
+            let mut retried = item(kind);
+            retried.commented = true;
+            block_on(deliver(&sink, &store, &retried)).unwrap();
+        }
+        assert_eq!(sink.calls(), ["complete 9", "complete 9"]);
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct Item {
     pub parent_id: Option<i64>,
     /// This claim's token: only it can settle the item (None for unclaimed, dry-run items).
     pub claim: Option<String>,
+    /// A follow-up whose comment an earlier attempt posted: only the completion is left.
+    pub commented: bool,
 }
 
 /// An item, or the kind text nobody knows how to deliver.
@@ -88,6 +90,7 @@ fn item(r: &tokio_postgres::Row, claimed: bool) -> Result<Item, (i64, String, Op
         marker: r.get(4),
         attempts: r.get(5),
         parent_id: r.get(6),
+        commented: claimed && r.get::<_, Option<bool>>(8).unwrap_or(false),
         claim,
     })
 }
@@ -101,7 +104,8 @@ pub async fn claim(db: &Client, lease: Duration) -> Result<Option<Item>, tokio_p
     loop {
         let row = db
             .query_opt(
-                "SELECT id, kind, target, run_id, marker, attempts, parent_id, claim_token::text
+                "SELECT id, kind, target, run_id, marker, attempts, parent_id, claim_token::text,
+                        commented
                    FROM drift_watch.outbox_claim($1)",
                 &[&lease.as_secs_f64()],
             )
