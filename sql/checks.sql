@@ -317,6 +317,31 @@ BEGIN
 END
 $$;
 
+-- Ends a run that compared nothing (failed or stale): its error, the drift left open, one
+-- "check failing" announcement per unhealthy streak (none while the previous run was already
+-- failing or stale), and the wake-up. Called by _finish_check only.
+CREATE FUNCTION drift_watch._record_unhealthy(run bigint, t text, run_status text, run_error text,
+                                              state text, previous text) RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE drift_watch.check_run
+       SET status = run_status, finished_at = clock_timestamp(), error = run_error,
+           sqlstate = state,
+           deltas_open = (SELECT count(*) FROM drift_watch.delta d
+                           WHERE d.target = t AND d.resolved_run IS NULL
+                             AND d.change <> 'undocumented'),
+           notified = true
+     WHERE id = run;
+    IF previous IS NULL OR previous = 'succeeded' THEN
+        INSERT INTO drift_watch.outbox (run_id, kind, target) VALUES (run, 'run_failed', t);
+    END IF;
+    PERFORM pg_notify('drift_watch', json_build_object(
+        'run_id', run, 'target', NULLIF(t, ''), 'status', run_status)::text);
+END
+$$;
+
 CREATE FUNCTION drift_watch._finish_check(run bigint) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -368,23 +393,13 @@ BEGIN
      WHERE id = run;
     IF info.in_recovery AND lag > setting.max_replay_lag THEN
         -- A stale replica's schema is an old one: compare nothing, resolve nothing.
-        UPDATE drift_watch.check_run
-           SET status = 'stale', finished_at = clock_timestamp(),
-               error = format('drift_watch: target "%s" is stale: its replay is %s behind what it '
-                              'received%s (max_replay_lag is %s); nothing was compared',
-                              t, date_trunc('second', lag),
-                              CASE WHEN info.replay_paused THEN ', and replay is paused' ELSE '' END,
-                              setting.max_replay_lag),
-               deltas_open = (SELECT count(*) FROM drift_watch.delta d
-                               WHERE d.target = t AND d.resolved_run IS NULL
-                                 AND d.change <> 'undocumented'),
-               notified = true
-         WHERE id = run;
-        IF previous IS NULL OR previous = 'succeeded' THEN
-            INSERT INTO drift_watch.outbox (run_id, kind, target) VALUES (run, 'run_failed', t);
-        END IF;
-        PERFORM pg_notify('drift_watch', json_build_object(
-            'run_id', run, 'target', NULLIF(t, ''), 'status', 'stale')::text);
+        PERFORM drift_watch._record_unhealthy(run, t, 'stale',
+            format('drift_watch: target "%s" is stale: its replay is %s behind what it '
+                   'received%s (max_replay_lag is %s); nothing was compared',
+                   t, date_trunc('second', lag),
+                   CASE WHEN info.replay_paused THEN ', and replay is paused' ELSE '' END,
+                   setting.max_replay_lag),
+            NULL, previous);
         RETURN run;
     END IF;
     BEGIN
@@ -400,20 +415,8 @@ BEGIN
     EXCEPTION WHEN query_canceled OR others THEN
         GET STACKED DIAGNOSTICS message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
                                 state = RETURNED_SQLSTATE;
-        UPDATE drift_watch.check_run
-           SET status = 'failed', finished_at = clock_timestamp(),
-               error = drift_watch._clean_error(message, detail), sqlstate = state,
-               deltas_open = (SELECT count(*) FROM drift_watch.delta d
-                               WHERE d.target = t AND d.resolved_run IS NULL
-                                 AND d.change <> 'undocumented'),
-               notified = true
-         WHERE id = run;
-        -- Announce once per unhealthy streak: when the previous run was not failing already.
-        IF previous IS NULL OR previous = 'succeeded' THEN
-            INSERT INTO drift_watch.outbox (run_id, kind, target) VALUES (run, 'run_failed', t);
-        END IF;
-        PERFORM pg_notify('drift_watch', json_build_object(
-            'run_id', run, 'target', NULLIF(t, ''), 'status', 'failed')::text);
+        PERFORM drift_watch._record_unhealthy(run, t, 'failed',
+            drift_watch._clean_error(message, detail), state, previous);
     END;
     RETURN run;
 END

@@ -277,6 +277,32 @@ pub fn check(
     compare(contract, live, types, Some(baselines))
 }
 
+/// What `drift_diff()` shows: the classification a check would record now for the relations
+/// that have a baseline (a live column the contract does not list is `added` only if it arrived
+/// after that baseline, else `undocumented`; renames exact), and a plain diff for relations never
+/// checked, where there is no history to tell the two apart and every such column is `added`.
+/// Records nothing and takes no baselines.
+pub fn preview(
+    contract: &[ContractTable],
+    live: &LiveCatalog,
+    types: &TypeMap,
+    baselines: &Baselines,
+) -> Vec<Delta> {
+    let mut deltas = if baselines.is_empty() {
+        diff(contract, live, types)
+    } else {
+        check(contract, live, types, baselines).deltas
+    };
+    for d in &mut deltas {
+        if d.change == Change::Undocumented
+            && !baselines.contains_key(&(d.schema_name.clone(), d.table_name.clone()))
+        {
+            d.change = Change::Added;
+        }
+    }
+    deltas
+}
+
 /// The contract with one entry per relation (schema, identifier), in the order relations first
 /// appear. A relation named by several sources (`source('a', 't')` and `source('b', 't')` on the
 /// same table) becomes one entry, its entries taken in (source, table) name order:

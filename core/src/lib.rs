@@ -20,6 +20,6 @@ pub use contract::{
     ContractTable, DocumentKind, TablePolicy, Undocumented,
 };
 pub use diff::{
-    check, contract_fingerprint, diff, merge_relations, Baseline, Baselines, Change, CheckOutcome,
-    Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
+    check, contract_fingerprint, diff, merge_relations, preview, Baseline, Baselines, Change,
+    CheckOutcome, Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
 };

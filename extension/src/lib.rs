@@ -4,7 +4,7 @@
 //! The SQL functions here are thin: parsing and the diff live in `drift_watch_core` (pure Rust),
 //! the contract tables in [`store`], every live-schema read in [`catalog`].
 
-use drift_watch_core::{diff, parse_document};
+use drift_watch_core::{parse_document, preview};
 use pgrx::prelude::*;
 
 mod catalog;
@@ -115,25 +115,9 @@ fn drift_diff(
     let deltas = Spi::connect(|client| {
         let contract = store::read_contract(client)?;
         let live = catalog::read_live(client, &target, &contract)?;
-        // The classification a check would record now, for the tables that have a baseline
-        // from an earlier check: a live column the contract does not list is `added` only if it
-        // appeared after that table's first check (else `undocumented`), and renames are exact.
-        // A table never checked has no history to tell the two apart: there, every such column
-        // is `added` (what the contract does not say, whenever it arrived), as a plain diff.
+        // As a check would classify it now where there is a baseline; a plain diff elsewhere.
         let baselines = checks::read_baselines(client, key)?;
-        let mut deltas = if baselines.is_empty() {
-            diff(&contract, &live.catalog, &live.types)
-        } else {
-            drift_watch_core::check(&contract, &live.catalog, &live.types, &baselines).deltas
-        };
-        for d in &mut deltas {
-            if d.change == drift_watch_core::Change::Undocumented
-                && !baselines.contains_key(&(d.schema_name.clone(), d.table_name.clone()))
-            {
-                d.change = drift_watch_core::Change::Added;
-            }
-        }
-        Ok(deltas)
+        Ok(preview(&contract, &live.catalog, &live.types, &baselines))
     })
     .or_report();
     TableIterator::new(deltas.into_iter().map(|d| {

@@ -427,6 +427,32 @@ fn a_first_check_is_quiet_and_later_arrivals_are_added() {
 }
 
 #[test]
+fn preview_classifies_like_a_check_where_there_is_a_baseline_and_adds_elsewhere() {
+    let contract = vec![
+        table("t", vec![col("id", None)]),
+        table("u", vec![col("id", None)]),
+    ];
+    let cols = live(&[("id", INT4, -1, "integer"), ("extra", TEXT, -1, "text")]);
+    let both = catalog(vec![("t", cols.clone()), ("u", cols.clone())]);
+    let types = TypeMap::default();
+    assert_eq!(
+        summary(&preview(&contract, &both, &types, &Baselines::new())),
+        ["t extra added - text -", "u extra added - text -"],
+        "never checked: a plain diff"
+    );
+    // Only `t` was checked before (its baseline has `extra`).
+    let (_, stored) = run(
+        &contract[..1],
+        &catalog(vec![("t", cols)]),
+        &Baselines::new(),
+    );
+    assert_eq!(
+        summary(&preview(&contract, &both, &types, &stored)),
+        ["t extra undocumented - text -", "u extra added - text -"],
+    );
+}
+
+#[test]
 fn undocumented_policy_alert_and_ignore() {
     let before = live(&[("id", INT4, -1, "integer"), ("legacy", TEXT, -1, "text")]);
     let mut after = before.clone();
