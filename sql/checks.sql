@@ -75,7 +75,10 @@ CREATE TABLE drift_watch.outbox (
     claim_token     uuid,
     -- A follow-up's comment was accepted by Asana (its completion may still be pending): a
     -- retry completes the task without posting the comment again.
-    commented_at    timestamptz
+    commented_at    timestamptz,
+    -- new_deltas: one item per owner and run (NULL: unowned), and its most urgent severity.
+    owner           text,
+    severity        text CHECK (severity IN ('breaking', 'risky', 'info'))
 );
 CREATE INDEX outbox_pending_idx ON drift_watch.outbox (next_attempt_at) WHERE delivered_at IS NULL;
 
@@ -103,7 +106,12 @@ CREATE TABLE drift_watch.delta (
     last_seen_at       timestamptz NOT NULL,
     resolved_at        timestamptz,
     announce_outbox_id bigint REFERENCES drift_watch.outbox,
-    resolve_outbox_id  bigint REFERENCES drift_watch.outbox
+    resolve_outbox_id  bigint REFERENCES drift_watch.outbox,
+    -- Classified when first seen (drift_watch._impact): severity, the table's owner, and what it
+    -- breaks downstream as the lineage stood then (NULL: no lineage known for the table).
+    severity           text CHECK (severity IN ('breaking', 'risky', 'info')),
+    owner              text,
+    impact             jsonb
 );
 CREATE UNIQUE INDEX delta_open_fingerprint_idx ON drift_watch.delta (target, fingerprint)
     WHERE resolved_run IS NULL;
@@ -209,7 +217,8 @@ SELECT id AS run_id, NULLIF(target, '') AS target, started_at, finished_at, stat
 
 CREATE VIEW drift_watch.open_deltas AS
 SELECT id AS delta_id, NULLIF(target, '') AS target, source_name, schema_name, table_name,
-       column_name, change, contract_type, live_type, detail, first_seen_at, last_seen_at
+       column_name, change, contract_type, live_type, detail, first_seen_at, last_seen_at,
+       severity, owner
   FROM drift_watch.delta
  WHERE resolved_run IS NULL AND change <> 'undocumented'
  ORDER BY target, source_name, schema_name, table_name, column_name NULLS FIRST, change;
@@ -248,6 +257,118 @@ SELECT id AS delta_id, NULLIF(target, '') AS target, source_name, schema_name, t
   FROM drift_watch.delta
  WHERE resolved_run IS NOT NULL AND change <> 'undocumented'
  ORDER BY resolved_at DESC, id;
+
+-- What each delta breaks downstream, from the stored lineage: the source table's direct
+-- children (for a removed, renamed or retyped column, whether and where each one's SQL reads the
+-- column: the old name for a rename), the models and exposures reachable from it, the severity
+-- and the table's owner. One pass for many deltas: the graph is walked once per relation.
+--   severity: info for added/undocumented; otherwise breaking when an exposure is reached or a
+--   direct child reads the column (table_missing: has any direct child), else risky; a
+--   `severity` in the table's drift_watch meta overrides (the most urgent of merged sources).
+CREATE FUNCTION drift_watch._impact(ids bigint[])
+RETURNS TABLE (delta_id bigint, severity text, owner text, impact jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH RECURSIVE
+d AS (
+    SELECT d.id, d.schema_name, d.table_name, d.change,
+           CASE WHEN d.change IN ('removed', 'retyped') THEN d.column_name
+                WHEN d.change = 'renamed' THEN d.renamed_from END AS read_column
+      FROM drift_watch.delta d WHERE d.id = ANY (ids)),
+rel AS (
+    SELECT r.schema_name, r.table_name, t.source_name AS src, t.table_name AS tbl, t.owner,
+           t.severity
+      FROM (SELECT DISTINCT schema_name, table_name FROM d) r
+      JOIN drift_watch.contract_table t
+        ON t.schema_name = r.schema_name AND t.identifier = r.table_name),
+reach (schema_name, table_name, node, direct) AS (
+    SELECT DISTINCT r.schema_name, r.table_name, e.child_id, true
+      FROM rel r JOIN drift_watch.lineage_edge e
+        ON e.source_name = r.src AND e.table_name = r.tbl
+    UNION
+    SELECT r.schema_name, r.table_name, e.child_id, false
+      FROM reach r JOIN drift_watch.lineage_edge e ON e.parent_id = r.node),
+reached AS (
+    SELECT r.schema_name, r.table_name, r.node, bool_or(r.direct) AS direct
+      FROM reach r GROUP BY 1, 2, 3),
+node AS (
+    SELECT DISTINCT ON (n.unique_id) n.*
+      FROM drift_watch.lineage_node n
+     WHERE n.unique_id IN (SELECT node FROM reached)
+     ORDER BY n.unique_id, n.origin),
+per_table AS (
+    SELECT r.schema_name, r.table_name,
+           count(*) FILTER (WHERE n.resource_type = 'model') AS models,
+           coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                        'name', n.name, 'type', n.exposure_type, 'url', n.url,
+                        'owner', n.owner_name, 'email', n.owner_email)) ORDER BY n.name)
+                    FILTER (WHERE n.resource_type = 'exposure'), '[]') AS exposures
+      FROM reached r JOIN node n ON n.unique_id = r.node
+     GROUP BY 1, 2),
+per_delta AS (
+    SELECT d.id,
+           jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'name', n.name, 'type', n.resource_type, 'file', n.file_path,
+               'lines', CASE WHEN d.read_column IS NOT NULL THEN to_jsonb(c.lines) END,
+               'reads_all', CASE WHEN d.read_column IS NOT NULL THEN to_jsonb(c.star_lines) END))
+               ORDER BY n.name) AS direct,
+           bool_or(cardinality(c.lines) > 0 OR cardinality(c.star_lines) > 0) AS read
+      FROM d
+      JOIN reached r ON r.schema_name = d.schema_name AND r.table_name = d.table_name AND r.direct
+      JOIN node n ON n.unique_id = r.node
+      LEFT JOIN LATERAL drift_watch._column_refs(n.code, d.read_column) c
+             ON d.read_column IS NOT NULL
+     GROUP BY d.id),
+meta AS (
+    SELECT r.schema_name, r.table_name,
+           (array_agg(r.owner ORDER BY r.src, r.tbl) FILTER (WHERE r.owner IS NOT NULL))[1] AS owner,
+           (array_agg(r.severity ORDER BY array_position(ARRAY['breaking', 'risky', 'info'], r.severity))
+                FILTER (WHERE r.severity IS NOT NULL))[1] AS severity
+      FROM rel r GROUP BY 1, 2)
+SELECT d.id,
+       coalesce(m.severity,
+                CASE WHEN d.change IN ('added', 'undocumented') THEN 'info'
+                     WHEN jsonb_array_length(coalesce(t.exposures, '[]')) > 0 THEN 'breaking'
+                     WHEN d.change = 'table_missing' AND p.direct IS NOT NULL THEN 'breaking'
+                     WHEN p.read THEN 'breaking'
+                     ELSE 'risky' END),
+       m.owner,
+       CASE WHEN t.schema_name IS NOT NULL THEN
+           jsonb_build_object('direct', coalesce(p.direct, '[]'), 'models', t.models,
+                              'exposures', t.exposures,
+                              'column', d.read_column) END
+  FROM d
+  LEFT JOIN per_table t USING (schema_name, table_name)
+  LEFT JOIN per_delta p ON p.id = d.id
+  LEFT JOIN meta m USING (schema_name, table_name)
+$$;
+
+-- What each open delta breaks downstream, with the lineage as it stands now (see _impact; the
+-- `severity` and `impact` stored on a delta are as they stood when it was first seen).
+CREATE FUNCTION drift_watch.impact(target text DEFAULT NULL)
+RETURNS TABLE (delta_id bigint, target text, source_name text, schema_name text,
+               table_name text, column_name text, change text, severity text, owner text,
+               direct_children text[], models_downstream integer, exposures text[],
+               reads jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT d.id, NULLIF(d.target, ''), d.source_name, d.schema_name, d.table_name,
+           d.column_name, d.change, i.severity, i.owner,
+           ARRAY(SELECT x->>'name' FROM jsonb_array_elements(i.impact->'direct') x),
+           coalesce((i.impact->>'models')::integer, 0),
+           ARRAY(SELECT x->>'name' FROM jsonb_array_elements(i.impact->'exposures') x),
+           i.impact->'direct'
+      FROM drift_watch.delta d
+      JOIN drift_watch._impact(ARRAY(
+               SELECT x.id FROM drift_watch.delta x
+                WHERE x.resolved_run IS NULL AND x.change <> 'undocumented'
+                  AND (impact.target IS NULL OR x.target = impact.target))) i
+        ON i.delta_id = d.id
+     ORDER BY array_position(ARRAY['breaking', 'risky', 'info'], i.severity), d.target,
+              d.source_name, d.schema_name, d.table_name, d.column_name NULLS FIRST, d.change
+$$;
 
 -- Failure text as it is stored and shown: the message, then the detail, without a Rust backtrace
 -- (pgrx appends one to DETAIL when the server runs with RUST_BACKTRACE set), without anything
@@ -622,7 +743,7 @@ $$;
 -- error's first line only (the whole text stays in drift_watch.runs). When the run ended.
 CREATE FUNCTION drift_watch.outbox_item(item bigint)
 RETURNS TABLE (kind text, target text, run_id bigint, parent_task_gid text, all_resolved boolean,
-               error_first_line text, run_ended text)
+               error_first_line text, run_ended text, owner text, severity text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -632,7 +753,8 @@ AS $$
            CASE WHEN r.status = 'failed'
                 THEN split_part(coalesce(r.error, 'unknown error'), E'\n', 1) END,
            to_char(coalesce(r.finished_at, r.started_at) AT TIME ZONE 'UTC',
-                   'YYYY-MM-DD HH24:MI "UTC"')
+                   'YYYY-MM-DD HH24:MI "UTC"'),
+           coalesce(o.owner, p.owner), coalesce(o.severity, p.severity)
       FROM drift_watch.outbox o
       JOIN drift_watch.check_run r ON r.id = o.run_id
       LEFT JOIN drift_watch.outbox p ON p.id = o.parent_id
@@ -643,20 +765,21 @@ $$;
 CREATE FUNCTION drift_watch.outbox_deltas(item bigint)
 RETURNS TABLE (source_name text, schema_name text, table_name text, column_name text,
                change text, contract_type text, live_type text, detail text, first_seen text,
-               renamed_from text)
+               renamed_from text, severity text, impact text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT d.source_name, d.schema_name, d.table_name, d.column_name, d.change,
            d.contract_type, d.live_type, d.detail,
            to_char(d.first_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
-           d.renamed_from
+           d.renamed_from, d.severity, d.impact::text
       FROM drift_watch.outbox o
       JOIN drift_watch.delta d
         ON (o.kind = 'new_deltas' AND d.announce_outbox_id = o.id)
         OR (o.kind = 'resolved' AND d.resolve_outbox_id = o.id)
      WHERE o.id = item
-     ORDER BY d.source_name, d.schema_name, d.table_name, d.column_name NULLS FIRST, d.change
+     ORDER BY coalesce(array_position(ARRAY['breaking', 'risky', 'info'], d.severity), 4),
+              d.source_name, d.schema_name, d.table_name, d.column_name NULLS FIRST, d.change
 $$;
 
 -- pg_cron scheduling, one job per target, named 'drift_watch: <target>'. pg_cron is optional:
@@ -748,8 +871,9 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA drift_watch FROM PUBLIC;
 GRANT USAGE ON SCHEMA drift_watch
    TO drift_watch_checker, drift_watch_notifier, drift_watch_loader;
 GRANT SELECT ON drift_watch.contract_origin, drift_watch.contract_table, drift_watch.contract,
-                drift_watch.ignore_rule
+                drift_watch.ignore_rule, drift_watch.lineage_node, drift_watch.lineage_edge
    TO drift_watch_checker;
+GRANT EXECUTE ON FUNCTION drift_watch.impact(text) TO drift_watch_checker, drift_watch_notifier;
 GRANT SELECT ON drift_watch.runs, drift_watch.open_deltas, drift_watch.resolved_deltas,
                 drift_watch.undocumented_columns, drift_watch.coverage
    TO drift_watch_checker, drift_watch_notifier;

@@ -5,7 +5,7 @@
 -- One row per loaded document (a dbt YAML properties file or a manifest.json).
 CREATE TABLE drift_watch.contract_origin (
     origin        text PRIMARY KEY CHECK (origin <> ''),
-    document_kind text NOT NULL CHECK (document_kind IN ('yaml', 'manifest')),
+    document_kind text NOT NULL CHECK (document_kind IN ('yaml', 'manifest', 'model')),
     loaded_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
     loaded_by     name NOT NULL DEFAULT session_user
 );
@@ -36,6 +36,10 @@ CREATE TABLE drift_watch.contract_table (
     identifier_quoted boolean NOT NULL DEFAULT true,
     -- Per documented column: the change kinds its own meta ignores, comma-separated ('' none).
     column_ignore text[] NOT NULL DEFAULT '{}',
+    -- Who owns the table (dbt meta owner key, or drift_watch: {owner: ...}): an email or an
+    -- Asana user gid; and a severity that meta fixes for every change of the table.
+    owner         text,
+    severity      text CHECK (severity IN ('breaking', 'risky', 'info')),
     CHECK (cardinality(data_types) = cardinality(column_names)
            AND cardinality(quoted) = cardinality(column_names)
            AND cardinality(column_ignore) IN (0, cardinality(column_names))),
@@ -45,7 +49,41 @@ CREATE TABLE drift_watch.contract_table (
 );
 CREATE INDEX contract_table_relation_idx ON drift_watch.contract_table (schema_name, identifier);
 
+-- The dbt graph below the sources (see core/src/lineage.rs): models, snapshots and exposures,
+-- with SQL only for a source's direct children, from a manifest or a pushed project's model
+-- files and exposures. Replaced with its document like the contract tables.
+CREATE TABLE drift_watch.lineage_node (
+    origin        text NOT NULL REFERENCES drift_watch.contract_origin ON DELETE CASCADE,
+    unique_id     text NOT NULL,
+    resource_type text NOT NULL,
+    name          text NOT NULL,
+    file_path     text,
+    code          text,
+    compiled      boolean NOT NULL DEFAULT false,
+    exposure_type text,
+    url           text,
+    owner_name    text,
+    owner_email   text,
+    PRIMARY KEY (origin, unique_id)
+);
+CREATE INDEX lineage_node_unique_id_idx ON drift_watch.lineage_node (unique_id);
+
+-- child_id reads parent_id (a node), or the source table (source_name, table_name).
+CREATE TABLE drift_watch.lineage_edge (
+    origin      text NOT NULL REFERENCES drift_watch.contract_origin ON DELETE CASCADE,
+    parent_id   text,
+    source_name text,
+    table_name  text,
+    child_id    text NOT NULL,
+    CHECK ((parent_id IS NULL) = (source_name IS NOT NULL AND table_name IS NOT NULL))
+);
+CREATE INDEX lineage_edge_parent_idx ON drift_watch.lineage_edge (parent_id);
+CREATE INDEX lineage_edge_source_idx ON drift_watch.lineage_edge (source_name, table_name);
+CREATE INDEX lineage_edge_origin_idx ON drift_watch.lineage_edge (origin);
+
 -- pg_dump keeps the contract (it is user data, not extension code).
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.lineage_node', '');
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.lineage_edge', '');
 SELECT pg_catalog.pg_extension_config_dump('drift_watch.contract_origin', '');
 SELECT pg_catalog.pg_extension_config_dump('drift_watch.contract_table', '');
 SELECT pg_catalog.pg_extension_config_dump('drift_watch.contract_table_id_seq', '');
@@ -54,7 +92,7 @@ SELECT pg_catalog.pg_extension_config_dump('drift_watch.contract_table_id_seq', 
 CREATE VIEW drift_watch.contract AS
 SELECT t.origin, t.source_name, t.table_name, t.schema_name, t.identifier,
        c.column_name, c.data_type, c.quoted, t.undocumented, t.ignore_changes,
-       NULLIF(c.ignore, '') AS column_ignore
+       NULLIF(c.ignore, '') AS column_ignore, t.owner, t.severity
 FROM drift_watch.contract_table t
 LEFT JOIN LATERAL unnest(t.column_names, t.data_types, t.quoted,
                          CASE WHEN cardinality(t.column_ignore) = 0

@@ -13,7 +13,7 @@
 //!
 //! drift_watch's own policy comes from `meta: {drift_watch: ...}` (see `policy`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -22,6 +22,7 @@ use serde_json::value::RawValue;
 use serde_saphyr::Spanned;
 
 use crate::diff::Change;
+use crate::lineage::{self, Lineage, LineageEdge, LineageNode, Parent, Severity};
 use crate::{ident, jinja};
 
 mod policy;
@@ -36,6 +37,8 @@ pub const MAX_YAML_BYTES: usize = 16 * 1024 * 1024;
 pub enum DocumentKind {
     Yaml,
     Manifest,
+    /// A model's `.sql` file: lineage only.
+    Model,
 }
 
 impl DocumentKind {
@@ -43,6 +46,7 @@ impl DocumentKind {
         match self {
             DocumentKind::Yaml => "yaml",
             DocumentKind::Manifest => "manifest",
+            DocumentKind::Model => "model",
         }
     }
 }
@@ -52,6 +56,8 @@ impl DocumentKind {
 pub struct Contract {
     pub kind: DocumentKind,
     pub tables: Vec<ContractTable>,
+    /// The dbt graph below the sources, as far as this document knows it.
+    pub lineage: Lineage,
 }
 
 /// What a table's undocumented live columns (live, not in the contract) produce: dbt `meta:
@@ -177,6 +183,11 @@ fn show(text: &str) -> String {
 pub struct TablePolicy {
     pub undocumented: Undocumented,
     pub ignore: ChangeSet,
+    /// `severity:` fixes every change's severity on this table.
+    pub severity: Option<Severity>,
+    /// Who owns the table: `drift_watch: {owner: ...}`, else the owner meta key (`owner`),
+    /// the table's over the source's. An email or an Asana user gid.
+    pub owner: Option<String>,
 }
 
 /// One enabled source table, with names already resolved to what Postgres stores.
@@ -313,7 +324,68 @@ fn code_point(c: char) -> String {
 /// every `data_type` is refused if it holds a control character, after Jinja defaults are
 /// resolved and JSON/YAML escapes decoded; so is an origin holding one ([`check_origin`]).
 pub fn parse_document(origin: &str, document: &str) -> Result<Contract, ContractError> {
+    parse_document_with(origin, document, &ParseOptions::default())
+}
+
+/// How documents are read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// The `meta` key that names a source's or table's owner.
+    pub owner_key: String,
+}
+
+impl Default for ParseOptions {
+    fn default() -> Self {
+        Self {
+            owner_key: "owner".into(),
+        }
+    }
+}
+
+/// [`parse_document`] with options. An origin ending in `.sql` is a model file of a pushed
+/// project: it contributes lineage only.
+pub fn parse_document_with(
+    origin: &str,
+    document: &str,
+    options: &ParseOptions,
+) -> Result<Contract, ContractError> {
     check_origin(origin)?;
+    if origin.ends_with(".sql") {
+        return parse_model(origin, document);
+    }
+    policy::with_owner_key(&options.owner_key, || parse_any(origin, document))
+}
+
+fn parse_model(origin: &str, document: &str) -> Result<Contract, ContractError> {
+    if document.len() > MAX_YAML_BYTES {
+        return Err(ContractError::new(
+            origin,
+            None,
+            None,
+            format!(
+                "model file is {} bytes; a model is limited to {} bytes",
+                document.len(),
+                MAX_YAML_BYTES
+            ),
+        ));
+    }
+    if let Some(at) = document.find('\0') {
+        let (line, column) = byte_location(document, at);
+        return Err(ContractError::new(
+            origin,
+            Some(line),
+            Some(column),
+            "model SQL holds a NUL byte",
+        ));
+    }
+    Ok(Contract {
+        kind: DocumentKind::Model,
+        tables: Vec::new(),
+        lineage: lineage::model_document(origin, document),
+    })
+}
+
+fn parse_any(origin: &str, document: &str) -> Result<Contract, ContractError> {
     let trimmed = document.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
     if trimmed.starts_with('{') {
         if let Some(contract) = parse_manifest(origin, document)? {
@@ -330,6 +402,34 @@ pub fn parse_document(origin: &str, document: &str) -> Result<Contract, Contract
 struct YamlFile {
     #[serde(default)]
     sources: Option<Vec<YamlSource>>,
+    #[serde(default)]
+    exposures: Option<Vec<YamlExposure>>,
+}
+
+/// An exposure (a dashboard, notebook or application that reads models).
+#[derive(Deserialize)]
+struct YamlExposure {
+    name: Spanned<String>,
+    #[serde(default, rename = "type")]
+    exposure_type: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    owner: Option<ExposureOwner>,
+    #[serde(default)]
+    depends_on: Option<Vec<String>>,
+    #[serde(default)]
+    config: Option<Config>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+struct ExposureOwner {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -562,16 +662,73 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
                     schema_quoted: quoting.schema(),
                     identifier_quoted: quoting.identifier(),
                     columns: dedupe_columns(columns),
-                    policy: policy::table_policy(source_policy, table_policy),
+                    policy: policy::table_policy(source_policy.clone(), table_policy),
                 },
                 Some(table.name.referenced.line()),
             )?;
         }
     }
+    let mut lineage = Lineage::default();
+    let project = lineage::project_of(origin);
+    for exposure in file.exposures.unwrap_or_default() {
+        let config = exposure.config.unwrap_or_default();
+        if !enabled(config.enabled, exposure.enabled) {
+            continue;
+        }
+        let line = Some(exposure.name.referenced.line());
+        let name = exposure.name.value.clone();
+        let unique_id = format!("exposure.{project}.{name}");
+        let owner = exposure.owner.unwrap_or_default();
+        let node = LineageNode {
+            unique_id: unique_id.clone(),
+            resource_type: "exposure".into(),
+            name,
+            file_path: Some(origin.strip_prefix(project).unwrap_or(origin).trim_start_matches('/').to_string()),
+            exposure_type: exposure.exposure_type,
+            url: exposure.url,
+            owner_name: owner.name,
+            owner_email: owner.email,
+            ..Default::default()
+        };
+        check_node(origin, &node, line)?;
+        let mut calls = Vec::new();
+        for expr in exposure.depends_on.unwrap_or_default() {
+            lineage::calls_in(&expr, &mut calls);
+        }
+        for call in calls {
+            if let Some(parent) = call.parent(project) {
+                lineage.edges.push(LineageEdge {
+                    parent,
+                    child: unique_id.clone(),
+                });
+            }
+        }
+        lineage.nodes.push(node);
+    }
     Ok(Contract {
         kind: DocumentKind::Yaml,
         tables: builder.tables,
+        lineage,
     })
+}
+
+/// Refuses a lineage node whose names hold a control character: they reach tasks and logs.
+fn check_node(origin: &str, node: &LineageNode, line: Option<u64>) -> Result<(), ContractError> {
+    let fields = [
+        ("node id", Some(&node.unique_id)),
+        ("node name", Some(&node.name)),
+        ("file path", node.file_path.as_ref()),
+        ("exposure type", node.exposure_type.as_ref()),
+        ("exposure url", node.url.as_ref()),
+        ("owner name", node.owner_name.as_ref()),
+        ("owner email", node.owner_email.as_ref()),
+    ];
+    for (what, value) in fields {
+        if let Some(value) = value {
+            check_value(origin, what, value, line, None)?;
+        }
+    }
+    Ok(())
 }
 
 fn render_spanned(
@@ -711,10 +868,45 @@ impl<'a> Builder<'a> {
 struct ManifestProbe<'a> {
     #[serde(default)]
     metadata: Option<IgnoredAny>,
-    #[serde(default)]
-    nodes: Option<IgnoredAny>,
+    #[serde(default, borrow)]
+    nodes: Option<&'a RawValue>,
     #[serde(default, borrow)]
     sources: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    exposures: Option<&'a RawValue>,
+}
+
+/// A model, snapshot or exposure of a manifest (every other node is skipped).
+#[derive(Deserialize)]
+struct ManifestNode<'a> {
+    #[serde(default)]
+    resource_type: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    original_file_path: Option<String>,
+    #[serde(default, borrow)]
+    raw_code: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    raw_sql: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    compiled_code: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    compiled_sql: Option<&'a RawValue>,
+    #[serde(default)]
+    depends_on: Option<DependsOn>,
+    #[serde(default, rename = "type")]
+    exposure_type: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    url: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    owner: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct DependsOn {
+    #[serde(default)]
+    nodes: Vec<String>,
 }
 
 /// The values the contract stores are kept as their JSON text (`&RawValue`, a slice of the
@@ -914,6 +1106,7 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
         }
     };
     let mut builder = Builder::new(origin);
+    let mut source_ids: HashMap<String, (String, String)> = HashMap::new();
     for (unique_id, node) in sources.0 {
         if node.resource_type.as_deref().is_some_and(|t| t != "source") {
             continue;
@@ -929,6 +1122,7 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
         };
         let source_name = text.string("source name", node.source_name)?;
         let table_name = text.string("table name", node.name)?;
+        source_ids.insert(unique_id.clone(), (source_name.clone(), table_name.clone()));
         let identifier = match node.identifier {
             Some(raw) => text.string("identifier", raw)?,
             None => table_name.clone(),
@@ -981,10 +1175,160 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
             )
             .map_err(|e| text.with_unique_id(e))?;
     }
+    let lineage = manifest_lineage(origin, document, &probe, &source_ids)?;
     Ok(Some(Contract {
         kind: DocumentKind::Manifest,
         tables: builder.tables,
+        lineage,
     }))
+}
+
+/// The part of a manifest's graph below its enabled sources: every model, snapshot and exposure
+/// reachable from one (through `depends_on`), the edges among them, and SQL for the direct
+/// children of a source only.
+fn manifest_lineage(
+    origin: &str,
+    document: &str,
+    probe: &ManifestProbe<'_>,
+    source_ids: &HashMap<String, (String, String)>,
+) -> Result<Lineage, ContractError> {
+    fn parse<'d>(
+        origin: &str,
+        document: &str,
+        raw: Option<&'d RawValue>,
+    ) -> Result<Vec<(String, ManifestNode<'d>)>, ContractError> {
+        let Some(raw) = raw else { return Ok(Vec::new()) };
+        let text = raw.get();
+        let nodes: Ordered<ManifestNode> = serde_json::from_str(text).map_err(|e| {
+            let (line, column) = json_location(document, text);
+            ContractError::new(
+                origin,
+                Some(line),
+                Some(column),
+                format!("not a valid dbt manifest: nodes: {}", json_message(&e)),
+            )
+        })?;
+        Ok(nodes.0)
+    }
+    let mut nodes = parse(origin, document, probe.nodes)?;
+    nodes.retain(|(_, n)| matches!(n.resource_type.as_deref(), Some("model" | "snapshot")));
+    let mut exposures = parse(origin, document, probe.exposures)?;
+    exposures.retain(|(_, n)| n.resource_type.as_deref().is_none_or(|t| t == "exposure"));
+    let all: Vec<(&str, &ManifestNode, bool)> = nodes
+        .iter()
+        .map(|(id, n)| (id.as_str(), n, false))
+        .chain(exposures.iter().map(|(id, n)| (id.as_str(), n, true)))
+        .collect();
+    let index: HashMap<&str, usize> = all.iter().enumerate().map(|(i, (id, _, _))| (*id, i)).collect();
+
+    // children[i]: the nodes that depend on node i; direct[i]: node i reads a source.
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); all.len()];
+    let mut direct = vec![false; all.len()];
+    let mut source_edges: Vec<(usize, &(String, String))> = Vec::new();
+    for (child, (_, node, _)) in all.iter().enumerate() {
+        for parent in node.depends_on.iter().flat_map(|d| d.nodes.iter()) {
+            if let Some(source) = source_ids.get(parent) {
+                direct[child] = true;
+                source_edges.push((child, source));
+            } else if let Some(&p) = index.get(parent.as_str()) {
+                children[p].push(child);
+            }
+        }
+    }
+    let mut reached = direct.clone();
+    let mut stack: Vec<usize> = (0..all.len()).filter(|&i| direct[i]).collect();
+    while let Some(i) = stack.pop() {
+        for &c in &children[i] {
+            if !reached[c] {
+                reached[c] = true;
+                stack.push(c);
+            }
+        }
+    }
+
+    let mut lineage = Lineage::default();
+    for (i, (unique_id, node, is_exposure)) in all.iter().enumerate() {
+        if !reached[i] {
+            continue;
+        }
+        let t = ManifestText {
+            origin,
+            document,
+            unique_id,
+        };
+        let decode = |what: &str, raw: Option<&RawValue>| -> Result<Option<String>, ContractError> {
+            match raw {
+                Some(raw) if raw.get().starts_with('"') => Ok(Some(t.decode(what, raw)?)),
+                _ => Ok(None),
+            }
+        };
+        let (code, compiled) = if direct[i] && !is_exposure {
+            match decode("compiled SQL", node.compiled_code.or(node.compiled_sql))? {
+                Some(code) => (Some(code), true),
+                None => (decode("SQL", node.raw_code.or(node.raw_sql))?, false),
+            }
+        } else {
+            (None, false)
+        };
+        if let Some(code) = &code {
+            if code.contains('\0') {
+                return Err(t.with_unique_id(ContractError::new(
+                    origin,
+                    None,
+                    None,
+                    "the node's SQL holds a NUL byte",
+                )));
+            }
+        }
+        let mut out = LineageNode {
+            unique_id: unique_id.to_string(),
+            resource_type: node
+                .resource_type
+                .clone()
+                .unwrap_or_else(|| "exposure".into()),
+            name: node.name.clone().unwrap_or_default(),
+            file_path: node.original_file_path.clone(),
+            code,
+            compiled,
+            ..Default::default()
+        };
+        if *is_exposure {
+            out.exposure_type = decode("exposure type", node.exposure_type)?;
+            out.url = decode("exposure url", node.url)?;
+            if let Some(owner) = node.owner {
+                #[derive(Deserialize, Default)]
+                struct Owner {
+                    #[serde(default)]
+                    name: Option<String>,
+                    #[serde(default)]
+                    email: Option<String>,
+                }
+                let owner: Owner = serde_json::from_str(owner.get()).unwrap_or_default();
+                out.owner_name = owner.name;
+                out.owner_email = owner.email;
+            }
+        }
+        check_node(origin, &out, None).map_err(|e| t.with_unique_id(e))?;
+        lineage.nodes.push(out);
+        for &c in &children[i] {
+            lineage.edges.push(LineageEdge {
+                parent: Parent::Node(unique_id.to_string()),
+                child: all[c].0.to_string(),
+            });
+        }
+    }
+    for (child, (source_name, table_name)) in source_edges {
+        lineage.edges.push(LineageEdge {
+            parent: Parent::Source {
+                source_name: source_name.clone(),
+                table_name: table_name.clone(),
+            },
+            child: all[child].0.to_string(),
+        });
+    }
+    lineage.edges.sort();
+    lineage.edges.dedup();
+    Ok(lineage)
 }
 
 #[cfg(test)]

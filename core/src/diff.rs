@@ -415,6 +415,9 @@ fn merge(entries: &[&ContractTable]) -> ContractTable {
         ignore: entries
             .iter()
             .fold(ChangeSet::ALL, |set, t| set.intersection(t.policy.ignore)),
+        // The most urgent fixed severity, and the first owner (by source name).
+        severity: entries.iter().filter_map(|t| t.policy.severity).min(),
+        owner: entries.iter().find_map(|t| t.policy.owner.clone()),
     };
     ContractTable {
         source_name: sources.join(", "),

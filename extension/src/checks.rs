@@ -255,11 +255,32 @@ fn announce(
     counts: &Counts,
 ) -> Result<(), DriftError> {
     if counts.new > 0 {
+        // Severity, owner and impact of what is new, from the lineage as it stands now.
         client.update(
-            "WITH o AS (INSERT INTO drift_watch.outbox (run_id, kind, target)
-                        VALUES ($1, 'new_deltas', $2) RETURNING id)
-             UPDATE drift_watch.delta d SET announce_outbox_id = o.id FROM o
-              WHERE d.target = $2 AND d.first_seen_run = $1 AND d.change <> 'undocumented'",
+            "UPDATE drift_watch.delta d
+                SET severity = i.severity, owner = i.owner, impact = i.impact
+               FROM drift_watch._impact(ARRAY(
+                        SELECT id FROM drift_watch.delta
+                         WHERE target = $2 AND first_seen_run = $1)) i
+              WHERE d.id = i.delta_id",
+            None,
+            &[run_id.into(), target.into()],
+        )?;
+        // One item per owner (NULL: unowned), carrying its most urgent severity.
+        client.update(
+            "WITH new AS (
+               SELECT id, owner, severity FROM drift_watch.delta
+                WHERE target = $2 AND first_seen_run = $1 AND change <> 'undocumented'),
+             o AS (
+               INSERT INTO drift_watch.outbox (run_id, kind, target, owner, severity)
+               SELECT $1, 'new_deltas', $2, owner,
+                      (ARRAY['breaking', 'risky', 'info'])[
+                          min(coalesce(array_position(ARRAY['breaking', 'risky', 'info'], severity), 2))]
+                 FROM new GROUP BY owner ORDER BY owner NULLS LAST
+               RETURNING id, owner)
+             UPDATE drift_watch.delta d SET announce_outbox_id = o.id
+               FROM new JOIN o ON o.owner IS NOT DISTINCT FROM new.owner
+              WHERE d.id = new.id",
             None,
             &[run_id.into(), target.into()],
         )?;

@@ -4,7 +4,7 @@
 //! The SQL functions here are thin: parsing and the diff live in `drift_watch_core` (pure Rust),
 //! the contract tables in [`store`], every live-schema read in [`catalog`].
 
-use drift_watch_core::{parse_document, preview};
+use drift_watch_core::{column_references, parse_document_with, preview, ParseOptions};
 use pgrx::prelude::*;
 
 mod catalog;
@@ -67,7 +67,16 @@ fn load_contract(origin: &str, document: &str) -> i32 {
     if origin.is_empty() {
         error!("drift_watch: origin must not be empty");
     }
-    let contract = parse_document(origin, document)
+    // The meta key naming owners: `SET drift_watch.owner_meta_key = 'team'` (or ALTER DATABASE /
+    // ROLE ... SET), `owner` by default.
+    let owner_key = Spi::get_one::<String>(
+        "SELECT NULLIF(current_setting('drift_watch.owner_meta_key', true), '')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| "owner".into());
+    let options = ParseOptions { owner_key };
+    let contract = parse_document_with(origin, document, &options)
         .map_err(error::DriftError::from)
         .or_report();
     store::replace_origin(origin, &contract).or_report()
@@ -199,6 +208,22 @@ fn _has_read(run: i64) -> bool {
     runs::has_read(run)
 }
 
+/// Where `code` reads `column_name`: lines naming it, and lines reading every column (`select *`,
+/// `t.*`, `star()`). See `drift_watch_core::lineage::column_references`.
+#[pg_extern(immutable, parallel_safe)]
+#[search_path(pg_catalog, pg_temp)]
+fn _column_refs(
+    code: Option<&str>,
+    column_name: Option<&str>,
+) -> TableIterator<'static, (name!(lines, Vec<i32>), name!(star_lines, Vec<i32>))> {
+    let (Some(code), Some(column)) = (code, column_name) else {
+        return TableIterator::new(std::iter::once((Vec::new(), Vec::new())));
+    };
+    let refs = column_references(code, column);
+    let as_i32 = |v: Vec<u32>| v.into_iter().map(|l| l as i32).collect::<Vec<i32>>();
+    TableIterator::new(std::iter::once((as_i32(refs.lines), as_i32(refs.star_lines))))
+}
+
 extension_sql_file!(
     "../../sql/checks.sql",
     name = "checks",
@@ -208,6 +233,7 @@ extension_sql_file!(
         _record_read,
         _has_read,
         _read_info,
+        _column_refs,
         drift_diff,
         _catalog_query,
         load_contract,

@@ -1,7 +1,8 @@
 //! The contract tables: writing a parsed document, reading the whole contract back.
 
 use drift_watch_core::{
-    ChangeSet, Contract, ContractColumn, ContractTable, TablePolicy, Undocumented,
+    ChangeSet, Contract, ContractColumn, ContractTable, Lineage, LineageNode, Parent,
+    TablePolicy, Undocumented,
 };
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -53,6 +54,7 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
             None,
             &[origin.into(), contract.kind.as_str().into()],
         )?;
+        store_lineage(client, origin, &contract.lineage)?;
         if tables.is_empty() {
             return Ok(0);
         }
@@ -71,6 +73,11 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
             .collect();
         let schema_quoted: Vec<bool> = tables.iter().map(|t| t.schema_quoted).collect();
         let identifier_quoted: Vec<bool> = tables.iter().map(|t| t.identifier_quoted).collect();
+        let owners: Vec<Option<&str>> = tables.iter().map(|t| t.policy.owner.as_deref()).collect();
+        let severities: Vec<Option<&str>> = tables
+            .iter()
+            .map(|t| t.policy.severity.map(|s| s.as_str()))
+            .collect();
 
         let mut col_table = Vec::new();
         let mut col_pos = Vec::new();
@@ -94,16 +101,18 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
             "INSERT INTO drift_watch.contract_table
                     (origin, table_no, source_name, table_name, database_name, schema_name,
                      identifier, column_names, data_types, quoted, undocumented, ignore_changes,
-                     schema_quoted, identifier_quoted, column_ignore)
+                     schema_quoted, identifier_quoted, column_ignore, owner, severity)
              SELECT $1, t.table_no, t.source_name, t.table_name, t.database_name, t.schema_name,
                     t.identifier, COALESCE(c.names, '{}'), COALESCE(c.data_types, '{}'),
                     COALESCE(c.quoted, '{}'), t.undocumented,
                     COALESCE(string_to_array(NULLIF(t.ignore, ''), ','), '{}'),
-                    t.schema_quoted, t.identifier_quoted, COALESCE(c.ignore, '{}')
+                    t.schema_quoted, t.identifier_quoted, COALESCE(c.ignore, '{}'), t.owner,
+                    t.severity
                FROM unnest($2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                           $13::text[], $14::text[], $15::bool[], $16::bool[])
+                           $13::text[], $14::text[], $15::bool[], $16::bool[], $18::text[],
+                           $19::text[])
                     AS t(table_no, source_name, table_name, database_name, schema_name, identifier,
-                         undocumented, ignore, schema_quoted, identifier_quoted)
+                         undocumented, ignore, schema_quoted, identifier_quoted, owner, severity)
                LEFT JOIN (SELECT table_no, array_agg(name ORDER BY pos) AS names,
                                  array_agg(data_type ORDER BY pos) AS data_types,
                                  array_agg(quoted ORDER BY pos) AS quoted,
@@ -131,10 +140,85 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
                 schema_quoted.into(),
                 identifier_quoted.into(),
                 col_ignore.into(),
+                owners.into(),
+                severities.into(),
             ],
         )?;
         Ok(tables.len() as i32)
     })
+}
+
+/// The document's lineage: its nodes and edges, two statements whatever the size.
+fn store_lineage(
+    client: &mut SpiClient<'_>,
+    origin: &str,
+    lineage: &Lineage,
+) -> Result<(), DriftError> {
+    if lineage.is_empty() {
+        return Ok(());
+    }
+    let nodes = &lineage.nodes;
+    let col = |f: fn(&LineageNode) -> Option<&str>| nodes.iter().map(f).collect::<Vec<_>>();
+    client.update(
+        "INSERT INTO drift_watch.lineage_node
+                (origin, unique_id, resource_type, name, file_path, code, compiled, exposure_type,
+                 url, owner_name, owner_email)
+         SELECT DISTINCT ON (unique_id) $1, unique_id, resource_type, name, file_path, code,
+                compiled, exposure_type, url, owner_name, owner_email
+           FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+                       $8::text[], $9::text[], $10::text[], $11::text[])
+                AS n(unique_id, resource_type, name, file_path, code, compiled, exposure_type,
+                     url, owner_name, owner_email)",
+        None,
+        &[
+            origin.into(),
+            col(|n| Some(n.unique_id.as_str())).into(),
+            col(|n| Some(n.resource_type.as_str())).into(),
+            col(|n| Some(n.name.as_str())).into(),
+            col(|n| n.file_path.as_deref()).into(),
+            col(|n| n.code.as_deref()).into(),
+            nodes.iter().map(|n| n.compiled).collect::<Vec<bool>>().into(),
+            col(|n| n.exposure_type.as_deref()).into(),
+            col(|n| n.url.as_deref()).into(),
+            col(|n| n.owner_name.as_deref()).into(),
+            col(|n| n.owner_email.as_deref()).into(),
+        ],
+    )?;
+    let mut parent_id = Vec::with_capacity(lineage.edges.len());
+    let mut source_name = Vec::with_capacity(lineage.edges.len());
+    let mut table_name = Vec::with_capacity(lineage.edges.len());
+    for e in &lineage.edges {
+        match &e.parent {
+            Parent::Node(id) => {
+                parent_id.push(Some(id.as_str()));
+                source_name.push(None);
+                table_name.push(None);
+            }
+            Parent::Source {
+                source_name: s,
+                table_name: t,
+            } => {
+                parent_id.push(None);
+                source_name.push(Some(s.as_str()));
+                table_name.push(Some(t.as_str()));
+            }
+        }
+    }
+    let child: Vec<&str> = lineage.edges.iter().map(|e| e.child.as_str()).collect();
+    client.update(
+        "INSERT INTO drift_watch.lineage_edge (origin, parent_id, source_name, table_name, child_id)
+         SELECT $1, p, s, t, c FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+                AS e(p, s, t, c)",
+        None,
+        &[
+            origin.into(),
+            parent_id.into(),
+            source_name.into(),
+            table_name.into(),
+            child.into(),
+        ],
+    )?;
+    Ok(())
 }
 
 /// Removes one origin; returns how many source tables it held.
@@ -201,6 +285,8 @@ pub fn read_contract(client: &SpiClient<'_>) -> Result<Vec<ContractTable>, Drift
                         .and_then(|u| Undocumented::parse(&u))
                         .unwrap_or_default(),
                     ignore: changes(row.text(9)),
+                    // Owner and severity are applied in SQL (drift_watch._impact).
+                    ..Default::default()
                 },
                 schema_quoted: row.bool(11).unwrap_or(true),
                 identifier_quoted: row.bool(12).unwrap_or(true),

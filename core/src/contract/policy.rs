@@ -14,6 +14,7 @@ use serde_saphyr::Spanned;
 
 use super::{ChangeSet, ContractError, ManifestText, Ordered, TablePolicy, Undocumented};
 use crate::diff::Change;
+use crate::lineage::Severity;
 
 /// Where a `meta` sits: sources and tables take both keys, columns only `ignore`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,17 +27,20 @@ pub(super) enum Level {
 impl Level {
     fn expected(self) -> &'static str {
         match self {
-            Level::Source | Level::Table => "undocumented, ignore",
+            Level::Source | Level::Table => "undocumented, ignore, severity, owner",
             Level::Column => "ignore",
         }
     }
 }
 
 /// One level's own settings; `None`: not set there.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct PolicyPart {
     pub undocumented: Option<Undocumented>,
     pub ignore: Option<ChangeSet>,
+    pub severity: Option<Severity>,
+    /// `drift_watch: {owner: ...}`, else the meta owner key (`owner` unless configured).
+    pub owner: Option<String>,
 }
 
 impl PolicyPart {
@@ -46,10 +50,12 @@ impl PolicyPart {
         PolicyPart {
             undocumented: config.undocumented.or(self.undocumented),
             ignore: config.ignore.or(self.ignore),
+            severity: config.severity.or(self.severity),
+            owner: config.owner.or(self.owner),
         }
     }
 
-    pub fn ignore(self) -> ChangeSet {
+    pub fn ignore(&self) -> ChangeSet {
         self.ignore.unwrap_or_default()
     }
 }
@@ -62,6 +68,8 @@ pub(super) fn table_policy(source: PolicyPart, table: PolicyPart) -> TablePolicy
             .or(source.undocumented)
             .unwrap_or_default(),
         ignore: source.ignore().union(table.ignore()),
+        severity: table.severity.or(source.severity),
+        owner: table.owner.or(source.owner),
     }
 }
 
@@ -101,6 +109,64 @@ pub(super) struct Entry<P> {
 
 fn change_kinds() -> String {
     Change::ALL.map(Change::as_str).join(", ")
+}
+
+/// An owner as written, refused if it holds a control character (it reaches Asana and logs).
+fn checked_owner<P: Copy>(
+    owner: String,
+    at: P,
+    error: &dyn Fn(P, String) -> ContractError,
+) -> Result<String, ContractError> {
+    if let Some(c) = crate::ident::find_control_character(&owner) {
+        return Err(error(
+            at,
+            format!(
+                "owner {} holds the control character {}",
+                crate::ident::escape_control_characters(&owner),
+                super::code_point(c)
+            ),
+        ));
+    }
+    Ok(owner.trim().to_string())
+}
+
+/// The value of the project's own owner key (`meta: {owner: ...}`): a string, or the first
+/// string of a list; anything else is the project's business and is not read.
+fn meta_owner<P: Copy>(
+    value: MetaValue<P>,
+    at: P,
+    error: &dyn Fn(P, String) -> ContractError,
+) -> Result<Option<String>, ContractError> {
+    let owner = match value {
+        MetaValue::Str(s) => Some((s, at)),
+        MetaValue::List(items) => items.into_iter().find_map(|(v, at)| match v {
+            MetaValue::Str(s) => Some((s, at)),
+            _ => None,
+        }),
+        _ => None,
+    };
+    match owner {
+        Some((s, at)) if !s.trim().is_empty() => Ok(Some(checked_owner(s, at, error)?)),
+        _ => Ok(None),
+    }
+}
+
+thread_local! {
+    /// The `meta` key that names an owner, for the document being parsed
+    /// (`drift_watch.owner_meta_key`, `owner` by default).
+    static OWNER_KEY: std::cell::RefCell<String> = std::cell::RefCell::new("owner".into());
+}
+
+/// Runs `f` with `key` as the owner meta key.
+pub(super) fn with_owner_key<T>(key: &str, f: impl FnOnce() -> T) -> T {
+    let previous = OWNER_KEY.with(|k| std::mem::replace(&mut *k.borrow_mut(), key.to_string()));
+    let out = f();
+    OWNER_KEY.with(|k| *k.borrow_mut() = previous);
+    out
+}
+
+fn is_owner_key(key: &str) -> bool {
+    OWNER_KEY.with(|k| *k.borrow() == key)
 }
 
 /// Checks one `drift_watch` value; `error` locates a message at a position.
@@ -195,6 +261,45 @@ pub(super) fn read<P: Copy>(
                     }
                 });
             }
+            "severity" | "owner" if level == Level::Column => {
+                return Err(error(
+                    entry.key_at,
+                    format!(
+                        "drift_watch meta key {:?} applies to sources and tables, not columns \
+                         (expected {})",
+                        entry.key,
+                        level.expected()
+                    ),
+                ))
+            }
+            "severity" => {
+                let parsed = match &entry.value {
+                    MetaValue::Str(s) => Severity::parse(s),
+                    _ => None,
+                };
+                let Some(parsed) = parsed else {
+                    return Err(error(
+                        entry.value_at,
+                        format!(
+                            "drift_watch severity must be breaking, risky or info, not {}",
+                            entry.value.shown()
+                        ),
+                    ));
+                };
+                part.severity = Some(parsed);
+            }
+            "owner" => {
+                let MetaValue::Str(owner) = entry.value else {
+                    return Err(error(
+                        entry.value_at,
+                        format!(
+                            "drift_watch owner must be an email or an Asana user gid, not {}",
+                            entry.value.shown()
+                        ),
+                    ));
+                };
+                part.owner = Some(checked_owner(owner, entry.value_at, error)?);
+            }
             unknown => {
                 return Err(error(
                     entry.key_at,
@@ -212,11 +317,44 @@ pub(super) fn read<P: Copy>(
 // ---------------------------------------------------------------------------------------------
 // YAML
 
-/// A `meta:` mapping: only `drift_watch` is read, every other key is the project's own.
-#[derive(Deserialize, Default)]
+/// A `meta:` mapping: only `drift_watch` and the owner key are read, every other key is the
+/// project's own.
+#[derive(Default)]
 pub(super) struct YamlMeta {
-    #[serde(default)]
     drift_watch: Option<Spanned<YamlDriftWatch>>,
+    owner: Option<Spanned<YamlValue>>,
+}
+
+impl<'de> Deserialize<'de> for YamlMeta {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = YamlMeta;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<YamlMeta, A::Error> {
+                let mut meta = YamlMeta::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "drift_watch" {
+                        meta.drift_watch = Some(map.next_value()?);
+                    } else if is_owner_key(&key) {
+                        meta.owner = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(meta)
+            }
+            fn visit_unit<E>(self) -> Result<YamlMeta, E> {
+                Ok(YamlMeta::default())
+            }
+            fn visit_none<E>(self) -> Result<YamlMeta, E> {
+                Ok(YamlMeta::default())
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 pub(super) enum YamlDriftWatch {
@@ -347,8 +485,21 @@ pub(super) fn yaml_part(
         ContractError::new(origin, Some(line), Some(column), message)
     };
     let read_one = |meta: Option<YamlMeta>| -> Result<PolicyPart, ContractError> {
-        let Some(drift_watch) = meta.and_then(|m| m.drift_watch) else {
+        let Some(meta) = meta else {
             return Ok(PolicyPart::default());
+        };
+        let owner = match meta.owner {
+            Some(o) => {
+                let position = at(&o);
+                meta_owner(o.value.0, position, &error)?
+            }
+            None => None,
+        };
+        let Some(drift_watch) = meta.drift_watch else {
+            return Ok(PolicyPart {
+                owner,
+                ..PolicyPart::default()
+            });
         };
         let drift_watch_at = at(&drift_watch);
         let value = match drift_watch.value {
@@ -365,7 +516,9 @@ pub(super) fn yaml_part(
                     .collect(),
             ),
         };
-        read(value, level, &error)
+        let mut part = read(value, level, &error)?;
+        part.owner = part.owner.or(owner);
+        Ok(part)
     };
     Ok(read_one(meta)?.overridden_by(read_one(config_meta)?))
 }
@@ -373,11 +526,6 @@ pub(super) fn yaml_part(
 // ---------------------------------------------------------------------------------------------
 // manifest.json
 
-#[derive(Deserialize)]
-struct JsonMeta<'a> {
-    #[serde(default, borrow)]
-    drift_watch: Option<&'a RawValue>,
-}
 
 /// The settings of one manifest level: each of `metas` (in order, later ones winning per key)
 /// is the JSON text of a `meta` object, or absent. Positions are byte offsets in the document,
@@ -398,7 +546,7 @@ pub(super) fn json_part(
     };
     let mut part = PolicyPart::default();
     for meta in metas.iter().flatten() {
-        let probe: Option<JsonMeta> = serde_json::from_str(meta.get()).map_err(|e| {
+        let probe: Option<Ordered<&RawValue>> = serde_json::from_str(meta.get()).map_err(|e| {
             text.error(
                 meta.get(),
                 format!(
@@ -407,11 +555,17 @@ pub(super) fn json_part(
                 ),
             )
         })?;
-        let Some(drift_watch) = probe.and_then(|p| p.drift_watch) else {
-            continue;
-        };
-        let value = json_drift_watch(text, drift_watch)?;
-        part = part.overridden_by(read(value, level, &error)?);
+        let mut this = PolicyPart::default();
+        let mut owner = None;
+        for (key, value) in probe.map(|p| p.0).unwrap_or_default() {
+            if key == "drift_watch" {
+                this = read(json_drift_watch(text, value)?, level, &error)?;
+            } else if is_owner_key(&key) && level != Level::Column {
+                owner = meta_owner(json_value(text, value)?, offset(text, value), &error)?;
+            }
+        }
+        this.owner = this.owner.or(owner);
+        part = part.overridden_by(this);
     }
     Ok(part)
 }

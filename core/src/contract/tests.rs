@@ -295,6 +295,161 @@ fn the_real_gitlab_manifest_parses() {
         "the manifest holds 747 enabled sources"
     );
     assert!(c.tables.iter().any(|t| t.source_name == "gitlab_dotcom"));
+
+    // Lineage: the graph below the sources, SQL only for a source's direct children.
+    let started = std::time::Instant::now();
+    let c = parse_document("manifest.json", &text).unwrap();
+    let elapsed = started.elapsed();
+    let l = &c.lineage;
+    let account = Parent::Source {
+        source_name: "zuora".into(),
+        table_name: "account".into(),
+    };
+    let mut direct: Vec<&str> = l
+        .edges
+        .iter()
+        .filter(|e| e.parent == account)
+        .map(|e| e.child.as_str())
+        .collect();
+    direct.sort();
+    assert_eq!(
+        direct,
+        [
+            "model.gitlab_snowflake.zuora_account_snapshots_source",
+            "model.gitlab_snowflake.zuora_account_source",
+            "model.gitlab_snowflake.zuora_tables_date",
+            "snapshot.gitlab_snowflake.zuora_account_snapshots",
+        ]
+    );
+    // Everything reachable from zuora.account: 172 models, 9 snapshots, 3 exposures.
+    let mut reached = std::collections::HashSet::new();
+    let mut stack: Vec<&str> = direct.clone();
+    while let Some(n) = stack.pop() {
+        if reached.insert(n) {
+            stack.extend(
+                l.edges
+                    .iter()
+                    .filter(|e| e.parent == Parent::Node(n.to_string()))
+                    .map(|e| e.child.as_str()),
+            );
+        }
+    }
+    let kind = |k: &str| reached.iter().filter(|n| n.starts_with(k)).count();
+    assert_eq!((kind("model."), kind("snapshot."), kind("exposure.")), (172, 9, 3));
+    let node = |id: &str| l.nodes.iter().find(|n| n.unique_id == id).unwrap();
+    let m = node("model.gitlab_snowflake.zuora_account_source");
+    assert!(m.code.as_deref().unwrap().contains("source('zuora', 'account')"));
+    assert!(!m.compiled, "a 0.19 manifest from dbt parse is not compiled");
+    assert_eq!(m.file_path.as_deref(), Some("models/sources/zuora/zuora_account_source.sql"));
+    let e = node("exposure.gitlab_snowflake.product_adoption_dashboard");
+    assert_eq!(e.exposure_type.as_deref(), Some("dashboard"));
+    assert_eq!(e.owner_name.as_deref(), Some("Mathieu Peychet"));
+    assert!(e.code.is_none());
+    // Bounded: nodes not below a source, and tests, are not kept; SQL only for direct children.
+    assert!(l.nodes.len() < 2200, "{} nodes", l.nodes.len());
+    assert!(l.nodes.iter().all(|n| !n.unique_id.starts_with("test.")));
+    let code_bytes: usize = l.nodes.iter().filter_map(|n| n.code.as_ref()).map(String::len).sum();
+    assert!(code_bytes < 1_500_000, "{code_bytes} bytes of SQL kept");
+    eprintln!(
+        "gitlab manifest: {} nodes, {} edges, {} KB of SQL, parsed in {elapsed:?}",
+        l.nodes.len(),
+        l.edges.len(),
+        code_bytes / 1024
+    );
+}
+
+#[test]
+fn yaml_exposures_owner_and_severity_meta() {
+    let doc = r#"
+version: 2
+sources:
+  - name: shop
+    meta: {owner: data-team@example.com}
+    tables:
+      - name: customers
+        meta: {owner: [alice@example.com, bob@example.com], drift_watch: {severity: breaking}}
+      - name: orders
+        config: {meta: {drift_watch: {owner: "1200000000000001"}}}
+      - name: notes
+        meta: {owner: {team: x}}
+exposures:
+  - name: weekly_revenue
+    type: dashboard
+    url: https://bi.example.com/d/1
+    owner: {name: Carol, email: carol@example.com}
+    depends_on: ["ref('fct_orders')", "source('shop', 'customers')"]
+  - name: off
+    config: {enabled: false}
+    depends_on: ["ref('x')"]
+"#;
+    let c = parse_document("shop_analytics/models/shop.yml", doc).unwrap();
+    let owner = |t: &str| {
+        c.tables
+            .iter()
+            .find(|x| x.table_name == t)
+            .unwrap()
+            .policy
+            .owner
+            .clone()
+    };
+    assert_eq!(owner("customers").as_deref(), Some("alice@example.com"));
+    assert_eq!(owner("orders").as_deref(), Some("1200000000000001"));
+    // Not a string: the project's business; the source's owner applies.
+    assert_eq!(owner("notes").as_deref(), Some("data-team@example.com"));
+    assert_eq!(c.tables[0].policy.severity, Some(Severity::Breaking));
+    assert_eq!(c.tables[1].policy.severity, None);
+    assert_eq!(c.lineage.nodes.len(), 1);
+    let e = &c.lineage.nodes[0];
+    assert_eq!(e.unique_id, "exposure.shop_analytics.weekly_revenue");
+    assert_eq!(e.owner_email.as_deref(), Some("carol@example.com"));
+    assert_eq!(e.file_path.as_deref(), Some("models/shop.yml"));
+    let parents: Vec<_> = c.lineage.edges.iter().map(|e| e.parent.clone()).collect();
+    assert_eq!(
+        parents,
+        [
+            Parent::Node("model.shop_analytics.fct_orders".into()),
+            Parent::Source {
+                source_name: "shop".into(),
+                table_name: "customers".into()
+            }
+        ]
+    );
+
+    // A configured owner key.
+    let options = ParseOptions {
+        owner_key: "team_email".into(),
+    };
+    let c = parse_document_with(
+        "p/s.yml",
+        "sources: [{name: s, meta: {owner: a@x.io, team_email: t@x.io}, tables: [{name: t}]}]",
+        &options,
+    )
+    .unwrap();
+    assert_eq!(c.tables[0].policy.owner.as_deref(), Some("t@x.io"));
+
+    // Bad values are located errors.
+    let e = parse("sources: [{name: s, tables: [{name: t, meta: {drift_watch: {severity: high}}}]}]")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("severity must be breaking, risky or info, not \"high\""), "{e}");
+    let e = parse("sources: [{name: s, tables: [{name: t, meta: {owner: \"a\\u0007b\"}}]}]")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("control character U+0007"), "{e}");
+}
+
+#[test]
+fn a_model_file_is_lineage_only() {
+    let c = parse_document(
+        "shop_analytics/models/marts/fct_orders.sql",
+        "select o.id, c.phone from {{ ref('stg_orders') }} o join {{ source('shop','customers') }} c using (id)",
+    )
+    .unwrap();
+    assert_eq!(c.kind, DocumentKind::Model);
+    assert!(c.tables.is_empty());
+    assert_eq!(c.lineage.nodes[0].unique_id, "model.shop_analytics.fct_orders");
+    assert_eq!(c.lineage.edges.len(), 2);
+    assert!(parse_document("p/models/x.sql", "select '\0'").is_err());
 }
 
 #[test]
@@ -952,7 +1107,7 @@ fn a_bad_drift_watch_key_value_or_change_kind_is_an_error_at_its_position() {
     assert_eq!(
         yaml_error_at(doc, "undocumneted"),
         "models/sources.yml:7:13: unknown drift_watch meta key \"undocumneted\" (expected \
-         undocumented, ignore)"
+         undocumented, ignore, severity, owner)"
     );
 
     let doc = "sources:\n  - name: x\n    meta: {drift_watch: {undocumented: alrt}}\n    \
@@ -1093,7 +1248,7 @@ fn manifest_policy_errors_are_located_in_the_json() {
         err.to_string(),
         format!(
             "m.json:{line}:{column}: unknown drift_watch meta key \"undocumneted\" (expected \
-             undocumented, ignore) (source.p.app.users)"
+             undocumented, ignore, severity, owner) (source.p.app.users)"
         )
     );
 
@@ -1126,7 +1281,7 @@ fn manifest_policy_errors_are_located_in_the_json() {
     let err = parse_document("m.json", &doc).unwrap_err();
     assert!(
         err.message.starts_with(
-            "meta drift_watch must be a mapping (keys undocumented, ignore), not a string"
+            "meta drift_watch must be a mapping (keys undocumented, ignore, severity, owner), not a string"
         ),
         "{err}"
     );

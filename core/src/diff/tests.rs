@@ -360,6 +360,7 @@ fn with_policy(
     t.policy = TablePolicy {
         undocumented,
         ignore: ignore.iter().copied().collect(),
+        ..Default::default()
     };
     t
 }
@@ -679,10 +680,12 @@ fn a_relation_named_by_two_sources_is_checked_once() {
     a.policy = TablePolicy {
         undocumented: Undocumented::Ignore,
         ignore: [Change::Removed, Change::Retyped].into_iter().collect(),
+        ..Default::default()
     };
     b.policy = TablePolicy {
         undocumented: Undocumented::Baseline,
         ignore: [Change::Removed].into_iter().collect(),
+        ..Default::default()
     };
     let contract = vec![a.clone(), b.clone()];
     let merged = merge_relations(&contract);
