@@ -683,7 +683,13 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
             unique_id: unique_id.clone(),
             resource_type: "exposure".into(),
             name,
-            file_path: Some(origin.strip_prefix(project).unwrap_or(origin).trim_start_matches('/').to_string()),
+            file_path: Some(
+                origin
+                    .strip_prefix(project)
+                    .unwrap_or(origin)
+                    .trim_start_matches('/')
+                    .to_string(),
+            ),
             exposure_type: exposure.exposure_type,
             url: exposure.url,
             owner_name: owner.name,
@@ -1197,7 +1203,9 @@ fn manifest_lineage(
         document: &str,
         raw: Option<&'d RawValue>,
     ) -> Result<Vec<(String, ManifestNode<'d>)>, ContractError> {
-        let Some(raw) = raw else { return Ok(Vec::new()) };
+        let Some(raw) = raw else {
+            return Ok(Vec::new());
+        };
         let text = raw.get();
         let nodes: Ordered<ManifestNode> = serde_json::from_str(text).map_err(|e| {
             let (line, column) = json_location(document, text);
@@ -1219,7 +1227,11 @@ fn manifest_lineage(
         .map(|(id, n)| (id.as_str(), n, false))
         .chain(exposures.iter().map(|(id, n)| (id.as_str(), n, true)))
         .collect();
-    let index: HashMap<&str, usize> = all.iter().enumerate().map(|(i, (id, _, _))| (*id, i)).collect();
+    let index: HashMap<&str, usize> = all
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _, _))| (*id, i))
+        .collect();
 
     // children[i]: the nodes that depend on node i; direct[i]: node i reads a source.
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); all.len()];
@@ -1256,12 +1268,13 @@ fn manifest_lineage(
             document,
             unique_id,
         };
-        let decode = |what: &str, raw: Option<&RawValue>| -> Result<Option<String>, ContractError> {
-            match raw {
-                Some(raw) if raw.get().starts_with('"') => Ok(Some(t.decode(what, raw)?)),
-                _ => Ok(None),
-            }
-        };
+        let decode =
+            |what: &str, raw: Option<&RawValue>| -> Result<Option<String>, ContractError> {
+                match raw {
+                    Some(raw) if raw.get().starts_with('"') => Ok(Some(t.decode(what, raw)?)),
+                    _ => Ok(None),
+                }
+            };
         let (code, compiled) = if direct[i] && !is_exposure {
             match decode("compiled SQL", node.compiled_code.or(node.compiled_sql))? {
                 Some(code) => (Some(code), true),

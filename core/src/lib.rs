@@ -17,11 +17,13 @@ pub mod lineage;
 pub mod types;
 
 pub use contract::{
-    check_origin, parse_document, parse_document_with, ChangeSet, Contract, ContractColumn, ContractError,
-    ContractTable, DocumentKind, ParseOptions, TablePolicy, Undocumented,
+    check_origin, parse_document, parse_document_with, ChangeSet, Contract, ContractColumn,
+    ContractError, ContractTable, DocumentKind, ParseOptions, TablePolicy, Undocumented,
 };
-pub use lineage::{column_references, ColumnReferences, Lineage, LineageEdge, LineageNode, Parent, Severity};
 pub use diff::{
     check, contract_fingerprint, diff, merge_relations, preview, Baseline, Baselines, Change,
     CheckOutcome, Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
+};
+pub use lineage::{
+    column_references, ColumnReferences, Lineage, LineageEdge, LineageNode, Parent, Severity,
 };

@@ -109,7 +109,9 @@ pub fn project_of(origin: &str) -> &str {
 /// and an edge for every `source()` / `ref()` call in its Jinja.
 pub fn model_document(origin: &str, code: &str) -> Lineage {
     let project = project_of(origin);
-    let file_path = origin.strip_prefix(project).map_or(origin, |p| p.trim_start_matches('/'));
+    let file_path = origin
+        .strip_prefix(project)
+        .map_or(origin, |p| p.trim_start_matches('/'));
     let stem = file_path
         .rsplit('/')
         .next()
@@ -464,7 +466,10 @@ mod tests {
             calls[2].parent("proj"),
             Some(Parent::Node("model.proj.stg_orders".into()))
         );
-        assert_eq!(calls[3].parent("proj"), Some(Parent::Node("model.pkg.m".into())));
+        assert_eq!(
+            calls[3].parent("proj"),
+            Some(Parent::Node("model.pkg.m".into()))
+        );
     }
 
     #[test]
@@ -495,9 +500,18 @@ mod tests {
         assert_eq!(r.lines, vec![4, 6]);
         assert!(r.star_lines.is_empty());
         // A quoted name is exact.
-        assert_eq!(column_references("select \"Phone\" from t", "phone").lines, Vec::<u32>::new());
-        assert_eq!(column_references("select \"Phone\" from t", "Phone").lines, vec![1]);
-        assert_eq!(column_references("select \"a\"\"b\" from t", "a\"b").lines, vec![1]);
+        assert_eq!(
+            column_references("select \"Phone\" from t", "phone").lines,
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            column_references("select \"Phone\" from t", "Phone").lines,
+            vec![1]
+        );
+        assert_eq!(
+            column_references("select \"a\"\"b\" from t", "a\"b").lines,
+            vec![1]
+        );
     }
 
     #[test]
@@ -511,6 +525,9 @@ mod tests {
             star("select\n{{ dbt_utils.star(from=source('a','b'), except=['x']) }}\nfrom t"),
             vec![2]
         );
-        assert_eq!(star("select {{ starts_with('x') }} from t"), Vec::<u32>::new());
+        assert_eq!(
+            star("select {{ starts_with('x') }} from t"),
+            Vec::<u32>::new()
+        );
     }
 }

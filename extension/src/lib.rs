@@ -221,7 +221,10 @@ fn _column_refs(
     };
     let refs = column_references(code, column);
     let as_i32 = |v: Vec<u32>| v.into_iter().map(|l| l as i32).collect::<Vec<i32>>();
-    TableIterator::new(std::iter::once((as_i32(refs.lines), as_i32(refs.star_lines))))
+    TableIterator::new(std::iter::once((
+        as_i32(refs.lines),
+        as_i32(refs.star_lines),
+    )))
 }
 
 extension_sql_file!(

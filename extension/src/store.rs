@@ -1,8 +1,8 @@
 //! The contract tables: writing a parsed document, reading the whole contract back.
 
 use drift_watch_core::{
-    ChangeSet, Contract, ContractColumn, ContractTable, Lineage, LineageNode, Parent,
-    TablePolicy, Undocumented,
+    ChangeSet, Contract, ContractColumn, ContractTable, Lineage, LineageNode, Parent, TablePolicy,
+    Undocumented,
 };
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -177,7 +177,11 @@ fn store_lineage(
             col(|n| Some(n.name.as_str())).into(),
             col(|n| n.file_path.as_deref()).into(),
             col(|n| n.code.as_deref()).into(),
-            nodes.iter().map(|n| n.compiled).collect::<Vec<bool>>().into(),
+            nodes
+                .iter()
+                .map(|n| n.compiled)
+                .collect::<Vec<bool>>()
+                .into(),
             col(|n| n.exposure_type.as_deref()).into(),
             col(|n| n.url.as_deref()).into(),
             col(|n| n.owner_name.as_deref()).into(),

@@ -24,6 +24,7 @@ use crate::render::TaskDraft;
 use crate::sink::{Attachment, Sink, SinkError};
 
 pub use crate::sink::MAX_PAUSE;
+use drift_watch_core::Severity;
 /// 429s in a row for one request before the item is postponed instead.
 const RATE_LIMIT_RETRIES: usize = 5;
 /// When a 429 carries no usable Retry-After.
@@ -119,6 +120,53 @@ pub struct Asana {
     pub assignee: Option<String>,
     pacer: Arc<Pacer>,
     stop: Option<watch::Receiver<bool>>,
+    pub routing: Routing,
+    /// Owners resolved so far (None: Asana does not know them; reported once).
+    users: Arc<std::sync::Mutex<std::collections::HashMap<String, Option<String>>>>,
+}
+
+/// Where a task goes by severity, all optional: a tag, a section (instead of ASANA_SECTION), an
+/// option of an enum custom field; and whether info-only runs go to a weekly digest task.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Routing {
+    pub tags: Vec<(Severity, String)>,
+    pub sections: Vec<(Severity, String)>,
+    pub field: Option<String>,
+    pub field_options: Vec<(Severity, String)>,
+    pub info_digest: bool,
+}
+
+impl Routing {
+    /// Parses `breaking:GID,risky:GID,info:GID` (any subset); `what` names the setting.
+    pub fn parse_map(what: &str, text: &str) -> Result<Vec<(Severity, String)>, String> {
+        let mut out = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (sev, gid) = part.split_once(':').ok_or_else(|| {
+                format!(
+                    "{what}: expected severity:gid pairs (breaking:123,risky:456), not {part:?}"
+                )
+            })?;
+            let sev = Severity::parse(sev.trim()).ok_or_else(|| {
+                format!(
+                    "{what}: unknown severity {:?} (breaking, risky or info)",
+                    sev.trim()
+                )
+            })?;
+            let gid = gid.trim();
+            if !is_gid(gid) {
+                return Err(format!(
+                    "{what}: {gid:?} is not an Asana gid (1 to 32 digits)"
+                ));
+            }
+            out.push((sev, gid.to_string()));
+        }
+        Ok(out)
+    }
+
+    fn get(map: &[(Severity, String)], sev: Option<Severity>) -> Option<&str> {
+        let sev = sev?;
+        map.iter().find(|(s, _)| *s == sev).map(|(_, g)| g.as_str())
+    }
 }
 
 impl std::fmt::Debug for Asana {
@@ -168,7 +216,23 @@ impl Asana {
             assignee,
             pacer: Arc::new(Pacer::new(150)),
             stop: None,
+            routing: Routing::default(),
+            users: Arc::default(),
         })
+    }
+
+    /// Per-severity tags, sections, custom field, and the info digest.
+    pub fn with_routing(mut self, routing: Routing) -> Result<Self, String> {
+        if routing.field.as_deref().is_some_and(|f| !is_gid(f)) {
+            return Err("DRIFT_ASANA_SEVERITY_FIELD must be an Asana custom field gid".into());
+        }
+        if routing.field.is_some() == routing.field_options.is_empty() {
+            return Err(
+                "DRIFT_ASANA_SEVERITY_FIELD and DRIFT_ASANA_SEVERITY_OPTIONS go together".into(),
+            );
+        }
+        self.routing = routing;
+        Ok(self)
     }
 
     /// Paces requests to at most `per_minute` (Asana: 150 on free plans, 1,500 on paid ones).
@@ -313,11 +377,25 @@ impl Sink for Asana {
             "html_notes": task.html_notes,
             "projects": [self.project],
         });
-        if let Some(section) = &self.section {
+        let section =
+            Routing::get(&self.routing.sections, task.severity).or(self.section.as_deref());
+        if let Some(section) = section {
             data["memberships"] = json!([{ "project": self.project, "section": section }]);
         }
-        if let Some(assignee) = &self.assignee {
+        if let Some(assignee) = task.assignee.as_ref().or(self.assignee.as_ref()) {
             data["assignee"] = json!(assignee);
+        }
+        if !task.followers.is_empty() {
+            data["followers"] = json!(task.followers);
+        }
+        if let Some(tag) = Routing::get(&self.routing.tags, task.severity) {
+            data["tags"] = json!([tag]);
+        }
+        if let (Some(field), Some(option)) = (
+            &self.routing.field,
+            Routing::get(&self.routing.field_options, task.severity),
+        ) {
+            data["custom_fields"] = json!({ field.as_str(): option });
         }
         let created = self
             .send_json(
@@ -331,6 +409,54 @@ impl Sink for Asana {
             .as_str()
             .map(str::to_string)
             .ok_or_else(|| SinkError::Transient("created task has no gid".into()))
+    }
+
+    /// `GET /users/{email or gid}`, once per owner.
+    async fn resolve_user(&self, owner: &str) -> Result<Option<String>, SinkError> {
+        if let Some(known) = self.users.lock().unwrap().get(owner) {
+            return Ok(known.clone());
+        }
+        let looks_right = is_gid(owner)
+            || (owner.contains('@') && !owner.chars().any(|c| c.is_whitespace() || c == '/'));
+        let resolved = if !looks_right {
+            warn!(owner = %owner, "owner in dbt meta is neither an email nor an Asana user gid: its drift goes to the default assignee");
+            None
+        } else {
+            let mut url = reqwest::Url::parse(&self.base_url)
+                .map_err(|e| SinkError::Transient(e.to_string()))?;
+            url.path_segments_mut()
+                .map_err(|_| SinkError::Transient("base URL cannot take a path".into()))?
+                .push("users")
+                .push(owner);
+            let result = self
+                .request(true, || {
+                    Ok(self
+                        .http
+                        .get(url.clone())
+                        .query(&[("opt_fields", "gid,name")]))
+                })
+                .await;
+            match result {
+                Ok(body) => body["data"]["gid"]
+                    .as_str()
+                    .filter(|g| is_gid(g))
+                    .map(str::to_string),
+                Err(SinkError::Rejected { status, message }) if (400..500).contains(&status) => {
+                    warn!(owner = %owner, status, %message, "Asana does not know this owner from dbt meta: its drift goes to the default assignee (reported once)");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.users
+            .lock()
+            .unwrap()
+            .insert(owner.to_string(), resolved.clone());
+        Ok(resolved)
+    }
+
+    fn digest_info(&self) -> bool {
+        self.routing.info_digest
     }
 
     /// `POST /tasks/{gid}/stories`: a comment.

@@ -23,14 +23,21 @@ pub async fn push(url: &str, path: &Path) -> Result<ExitCode, Failure> {
         .map_err(|e| db_error(&e))?;
     tx.commit().await.map_err(|e| db_error(&e))?;
     let (sources, tables, columns): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    let models = project
+        .documents
+        .iter()
+        .filter(|(o, _)| o.ends_with(".sql"))
+        .count();
+    let files = project.documents.len() - models;
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let models = if models > 0 {
+        format!(" and {models} model{}", plural(models))
+    } else {
+        String::new()
+    };
     println!(
-        "loaded {} file{}: {sources} sources, {tables} tables, {columns} columns",
-        project.documents.len(),
-        if project.documents.len() == 1 {
-            ""
-        } else {
-            "s"
-        }
+        "loaded {files} file{}{models}: {sources} sources, {tables} tables, {columns} columns",
+        plural(files)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -157,7 +164,10 @@ pub fn contract_documents(path: &Path) -> Result<Project, String> {
             .replace('\\', "/");
         documents.push((format!("{name}/{relative}"), read(&file)?));
     }
-    if documents.is_empty() {
+    if !documents
+        .iter()
+        .any(|(origin, _)| !origin.ends_with(".sql"))
+    {
         return Err(format!(
             "{}: no YAML files found under {}",
             path.display(),
@@ -186,7 +196,12 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
             if !name.starts_with('.') && !SKIPPED_DIRS.contains(&name.as_str()) {
                 collect_yaml(&path, out)?;
             }
-        } else if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "yml" || e == "yaml" || e == "sql")
+        {
+            // Properties files (sources, exposures) and models (lineage: their source() and
+            // ref() calls, and the SQL that says which columns they read).
             out.push(path);
         }
     }

@@ -30,6 +30,7 @@ pub enum LogFormat {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once at startup
 pub enum Command {
     /// Run the sidecar: LISTEN for drift_watch, deliver the outbox to Asana, until SIGTERM/SIGINT.
     Run(RunArgs),
@@ -95,6 +96,22 @@ pub struct RunArgs {
     /// Assignee: a user gid, an email, or "me" (optional).
     #[arg(long, env = "ASANA_ASSIGNEE")]
     pub asana_assignee: Option<String>,
+    /// Per-severity tags: `breaking:TAG_GID,risky:TAG_GID,info:TAG_GID` (any subset).
+    #[arg(long, env = "DRIFT_ASANA_SEVERITY_TAGS", default_value = "")]
+    pub asana_severity_tags: String,
+    /// Per-severity sections of the project (instead of ASANA_SECTION): `breaking:GID,...`.
+    #[arg(long, env = "DRIFT_ASANA_SEVERITY_SECTIONS", default_value = "")]
+    pub asana_severity_sections: String,
+    /// An enum custom field for severity (its gid; needs a paid Asana plan) ...
+    #[arg(long, env = "DRIFT_ASANA_SEVERITY_FIELD")]
+    pub asana_severity_field: Option<String>,
+    /// ... and its option gids: `breaking:OPTION_GID,risky:OPTION_GID,info:OPTION_GID`.
+    #[arg(long, env = "DRIFT_ASANA_SEVERITY_OPTIONS", default_value = "")]
+    pub asana_severity_options: String,
+    /// Runs whose new drift is all `info` (added or undocumented columns) become a comment on
+    /// the week's digest task instead of a task of their own.
+    #[arg(long, env = "DRIFT_ASANA_INFO_DIGEST", default_value_t = false)]
+    pub asana_info_digest: bool,
     /// Asana API base URL: https (http only for a loopback host).
     #[arg(
         long,

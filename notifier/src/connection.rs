@@ -152,6 +152,26 @@ pub async fn run(url: &str, args: RunArgs) -> Result<ExitCode, Failure> {
                     args.asana_assignee.clone(),
                 )
                 .map_err(Failure::Config)?
+                .with_routing(crate::asana::Routing {
+                    tags: crate::asana::Routing::parse_map(
+                        "DRIFT_ASANA_SEVERITY_TAGS",
+                        &args.asana_severity_tags,
+                    )
+                    .map_err(Failure::Config)?,
+                    sections: crate::asana::Routing::parse_map(
+                        "DRIFT_ASANA_SEVERITY_SECTIONS",
+                        &args.asana_severity_sections,
+                    )
+                    .map_err(Failure::Config)?,
+                    field: args.asana_severity_field.clone().filter(|f| !f.is_empty()),
+                    field_options: crate::asana::Routing::parse_map(
+                        "DRIFT_ASANA_SEVERITY_OPTIONS",
+                        &args.asana_severity_options,
+                    )
+                    .map_err(Failure::Config)?,
+                    info_digest: args.asana_info_digest,
+                })
+                .map_err(Failure::Config)?
                 .with_quota(args.asana_requests_per_minute)
                 .with_stop(stop.clone()),
             )

@@ -19,6 +19,8 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 use tracing::{error, info, warn};
 
+use drift_watch_core::Severity;
+
 use crate::outbox::{self, Item, ItemInfo, Kind};
 use crate::render::{self, DeltaRow};
 use crate::sink::{Attachment, Sink, SinkError, MAX_PAUSE};
@@ -213,7 +215,8 @@ impl Drop for CsvFile {
 }
 
 /// The task an item files, and for a large run the file with the complete list.
-async fn draft<D: Store>(
+async fn draft<S: Sink, D: Store>(
+    sink: &S,
     store: &D,
     item: &Item,
 ) -> Result<(render::TaskDraft, Option<CsvFile>), DeliverError> {
@@ -230,10 +233,22 @@ async fn draft<D: Store>(
             (task, None)
         }
         _ => {
+            let info = store.info(item).await?;
             let mut task = render::NewDeltasTask::new(&item.target, &item.marker);
             let mut csv: Option<CsvFile> = None;
+            // Owners of the exposures this drift reaches follow the task.
+            let mut follower_emails: Vec<String> = Vec::new();
             store
                 .for_each_delta(item, &mut |d| {
+                    for e in d.impact.iter().flat_map(|i| i.exposures.iter()) {
+                        if let Some(email) = &e.email {
+                            if follower_emails.len() < MAX_FOLLOWERS
+                                && !follower_emails.contains(email)
+                            {
+                                follower_emails.push(email.clone());
+                            }
+                        }
+                    }
                     if csv.is_none() && task.total() == render::MAX_LISTED {
                         let mut file = CsvFile::create(item)?;
                         for listed in task.listed() {
@@ -252,9 +267,62 @@ async fn draft<D: Store>(
                 file.finish()?;
             }
             let name = csv.as_ref().map(|f| f.file.name.clone());
-            (task.finish(name.as_deref()), csv)
+            let mut task = task.finish(name.as_deref());
+            if let Some(owner) = &info.owner {
+                let gid = sink.resolve_user(owner).await?;
+                task.html_notes =
+                    render::with_note(&task.html_notes, &render::owner_note(owner, gid.is_some()));
+                task.assignee = gid;
+            }
+            for email in follower_emails {
+                if let Some(gid) = sink.resolve_user(&email).await? {
+                    if !task.followers.contains(&gid) && task.assignee.as_ref() != Some(&gid) {
+                        task.followers.push(gid);
+                    }
+                }
+            }
+            (task, csv)
         }
     })
+}
+
+/// Followers added to one task at most.
+const MAX_FOLLOWERS: usize = 20;
+
+/// An info-only run, when the notifier digests those: a comment on the week's digest task
+/// (found by its marker, created when missing) instead of a task of its own.
+async fn deliver_digest<S: Sink, D: Store>(
+    sink: &S,
+    store: &D,
+    item: &Item,
+    info: &ItemInfo,
+) -> Result<String, DeliverError> {
+    let week = render::week_of(&info.run_ended);
+    let marker = format!("digest {} {week}", item.target);
+    let gid = match sink.find_task_by_marker(&marker).await? {
+        Some(gid) => gid,
+        None => {
+            sink.create_task(&render::digest_task(&item.target, &week, &marker))
+                .await?
+        }
+    };
+    if !item.commented {
+        let mut rows = Vec::new();
+        let mut total = 0;
+        store
+            .for_each_delta(item, &mut |d| {
+                total += 1;
+                if rows.len() < render::MAX_LISTED {
+                    rows.push(d);
+                }
+                Ok(())
+            })
+            .await?;
+        sink.comment(&gid, &render::digest_comment(&rows, total, &info.run_ended))
+            .await?;
+        store.commented(item).await?;
+    }
+    Ok(gid)
 }
 
 /// Comment text at most this long (JSON-encoded), so that a comment request stays well under
@@ -341,9 +409,15 @@ pub async fn deliver<S: Sink, D: Store>(
     store: &D,
     item: &Item,
 ) -> Result<String, DeliverError> {
+    if item.kind == Kind::NewDeltas && sink.digest_info() {
+        let info = store.info(item).await?;
+        if info.severity == Some(Severity::Info) {
+            return deliver_digest(sink, store, item, &info).await;
+        }
+    }
     match item.kind {
         Kind::NewDeltas | Kind::RunFailed => {
-            let (draft, csv) = draft(store, item).await?;
+            let (draft, csv) = draft(sink, store, item).await?;
             let mut limited = 0;
             let (gid, found) = loop {
                 // Just before every create: an earlier attempt, or a notifier whose claim ran
@@ -387,7 +461,9 @@ pub async fn deliver<S: Sink, D: Store>(
                 sink.comment(&gid, &text).await?;
                 store.commented(item).await?;
             }
-            if info.all_resolved {
+            // A digest task collects many runs: it is never completed by one of them.
+            let digested = sink.digest_info() && info.severity == Some(Severity::Info);
+            if info.all_resolved && !digested {
                 sink.complete(&gid).await?;
             }
             Ok(gid)
@@ -673,6 +749,8 @@ mod tests {
             detail: None,
             first_seen_at: "2026-11-25 06:00 UTC".into(),
             renamed_from: None,
+            severity: None,
+            impact: None,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use drift_watch_core::Change;
+use drift_watch_core::{Change, Severity};
 use tokio_postgres::Client;
 use tracing::warn;
 
@@ -176,13 +176,22 @@ pub fn delta_row(r: &tokio_postgres::Row) -> Result<DeltaRow, String> {
         detail: r.get(7),
         first_seen_at: r.get(8),
         renamed_from: r.get(9),
+        severity: r
+            .get::<_, Option<String>>(10)
+            .map(|s| Severity::parse(&s).ok_or_else(|| format!("unknown severity {s}")))
+            .transpose()?,
+        impact: r
+            .get::<_, Option<String>>(11)
+            .map(|j| serde_json::from_str(&j).map_err(|e| format!("impact: {e}")))
+            .transpose()?,
     })
 }
 
 /// The query that reads an item's deltas (new_deltas: those it files; resolved: those it
 /// follows up on), in display order; `delta_row` reads its rows.
 pub const DELTAS_SQL: &str = "SELECT source_name, schema_name, table_name, column_name, change, \
-     contract_type, live_type, detail, first_seen, renamed_from FROM drift_watch.outbox_deltas($1)";
+     contract_type, live_type, detail, first_seen, renamed_from, severity, impact \
+     FROM drift_watch.outbox_deltas($1)";
 
 /// What `drift_watch.outbox_item` says of an item.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -195,12 +204,16 @@ pub struct ItemInfo {
     pub error_first_line: Option<String>,
     /// When the item's run ended, formatted.
     pub run_ended: String,
+    /// new_deltas (and its follow-ups): the owner the item is for (NULL: unowned), and its most
+    /// urgent severity.
+    pub owner: Option<String>,
+    pub severity: Option<Severity>,
 }
 
 pub async fn info(db: &Client, item: &Item) -> Result<ItemInfo, tokio_postgres::Error> {
     let r = db
         .query_one(
-            "SELECT parent_task_gid, all_resolved, error_first_line, run_ended
+            "SELECT parent_task_gid, all_resolved, error_first_line, run_ended, owner, severity
                FROM drift_watch.outbox_item($1)",
             &[&item.id],
         )
@@ -210,6 +223,10 @@ pub async fn info(db: &Client, item: &Item) -> Result<ItemInfo, tokio_postgres::
         all_resolved: r.get(1),
         error_first_line: r.get(2),
         run_ended: r.get(3),
+        owner: r.get(4),
+        severity: r
+            .get::<_, Option<String>>(5)
+            .and_then(|s| Severity::parse(&s)),
     })
 }
 

@@ -5,7 +5,59 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use drift_watch_core::Change;
+use drift_watch_core::{Change, Severity};
+use serde::Deserialize;
+
+/// What a delta breaks downstream (`drift_watch.delta.impact`, from the dbt lineage).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Impact {
+    /// The source table's direct children (models, snapshots, exposures).
+    #[serde(default)]
+    pub direct: Vec<Child>,
+    /// Models reachable from the table.
+    #[serde(default)]
+    pub models: i64,
+    #[serde(default)]
+    pub exposures: Vec<Exposure>,
+    /// The column a column-level change concerns (the old name for a rename).
+    #[serde(default)]
+    pub column: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Child {
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Column-level changes: the lines that name the column, and those reading every column.
+    #[serde(default)]
+    pub lines: Option<Vec<u32>>,
+    #[serde(default)]
+    pub reads_all: Option<Vec<u32>>,
+}
+
+impl Child {
+    /// Whether the child's SQL reads the column (by name, or through `select *`).
+    pub fn reads(&self) -> bool {
+        self.lines.as_ref().is_some_and(|l| !l.is_empty())
+            || self.reads_all.as_ref().is_some_and(|l| !l.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Exposure {
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
 
 /// One delta record as the notifier reads it from `drift_watch.delta`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +74,9 @@ pub struct DeltaRow {
     pub first_seen_at: String,
     /// For a rename: the column's old name, as stored (never parsed out of `detail`).
     pub renamed_from: Option<String>,
+    /// breaking / risky / info, decided when the delta was first seen.
+    pub severity: Option<Severity>,
+    pub impact: Option<Impact>,
 }
 
 /// A task to create.
@@ -29,6 +84,24 @@ pub struct DeltaRow {
 pub struct TaskDraft {
     pub name: String,
     pub html_notes: String,
+    /// The most urgent severity in the task (tags, section and custom field follow it).
+    pub severity: Option<Severity>,
+    /// Asana user gid to assign (else the configured default assignee).
+    pub assignee: Option<String>,
+    /// Asana user gids to add as followers (owners of impacted exposures).
+    pub followers: Vec<String>,
+}
+
+impl TaskDraft {
+    pub fn new(name: String, html_notes: String) -> Self {
+        TaskDraft {
+            name,
+            html_notes,
+            severity: None,
+            assignee: None,
+            followers: Vec::new(),
+        }
+    }
 }
 
 /// The line that lets a later attempt find this task again (Asana has no idempotency keys).
@@ -40,14 +113,24 @@ const TITLE_TABLES: usize = 3;
 
 /// The task for one run's new deltas: grouped by table, each with its YAML fix.
 pub fn new_deltas_task(target: &str, marker: &str, deltas: &[DeltaRow]) -> TaskDraft {
-    let mut by_table: BTreeMap<(&str, &str, &str), Vec<&DeltaRow>> = BTreeMap::new();
+    // Tables in the order their first delta comes: deltas come most severe first.
+    type Group<'a> = ((&'a str, &'a str, &'a str), Vec<&'a DeltaRow>);
+    let mut by_table: Vec<Group> = Vec::new();
+    let mut index: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
     for d in deltas {
-        by_table
-            .entry((&d.source_name, &d.schema_name, &d.table_name))
-            .or_default()
-            .push(d);
+        let key = (
+            d.source_name.as_str(),
+            d.schema_name.as_str(),
+            d.table_name.as_str(),
+        );
+        let i = *index.entry(key).or_insert_with(|| {
+            by_table.push((key, Vec::new()));
+            by_table.len() - 1
+        });
+        by_table[i].1.push(d);
     }
-    let tables: Vec<&str> = by_table.keys().map(|k| k.2).collect();
+    let top = deltas.iter().filter_map(|d| d.severity).min();
+    let tables: Vec<&str> = by_table.iter().map(|(k, _)| k.2).collect();
     let mut listed = tables
         .iter()
         .take(TITLE_TABLES)
@@ -58,7 +141,8 @@ pub fn new_deltas_task(target: &str, marker: &str, deltas: &[DeltaRow]) -> TaskD
         let _ = write!(listed, " +{} more", tables.len() - TITLE_TABLES);
     }
     let name = format!(
-        "dbt source drift on {}: {} change{} ({listed})",
+        "{}dbt source drift on {}: {} change{} ({listed})",
+        severity_prefix(top),
         target_label(target),
         deltas.len(),
         if deltas.len() == 1 { "" } else { "s" },
@@ -77,6 +161,7 @@ pub fn new_deltas_task(target: &str, marker: &str, deltas: &[DeltaRow]) -> TaskD
         if tables.len() == 1 { "" } else { "s" },
     );
     for ((source, schema, table), rows) in &by_table {
+        let (source, schema, table) = (*source, *schema, *table);
         let _ = write!(
             html,
             "<h2>{}.{} (source {})</h2><ul>",
@@ -97,10 +182,14 @@ pub fn new_deltas_task(target: &str, marker: &str, deltas: &[DeltaRow]) -> TaskD
         );
     }
     let _ = write!(html, "<hr/><em>{}</em></body>", xml(&marker_line(marker)));
-    TaskDraft {
-        name,
-        html_notes: html,
-    }
+    let mut task = TaskDraft::new(name, html);
+    task.severity = top;
+    task
+}
+
+/// `[breaking] ` before a title, or nothing without a severity.
+fn severity_prefix(top: Option<Severity>) -> String {
+    top.map(|s| format!("[{s}] ")).unwrap_or_default()
 }
 
 /// At most this many deltas are described in a task body; the rest are summarised by table and
@@ -148,6 +237,8 @@ pub struct NewDeltasTask {
     rest: Vec<TableCounts>,
     /// Deltas in tables past those.
     rest_more_changes: usize,
+    /// The most urgent severity pushed.
+    top: Option<Severity>,
 }
 
 impl NewDeltasTask {
@@ -162,6 +253,7 @@ impl NewDeltasTask {
             last_key: None,
             rest: Vec::new(),
             rest_more_changes: 0,
+            top: None,
         }
     }
 
@@ -182,6 +274,10 @@ impl NewDeltasTask {
 
     pub fn push(&mut self, d: DeltaRow) {
         self.total += 1;
+        self.top = match (self.top, d.severity) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let key = (
             d.source_name.clone(),
             d.schema_name.clone(),
@@ -226,7 +322,8 @@ impl NewDeltasTask {
             let _ = write!(listed, " +{} more", self.tables - TITLE_TABLES);
         }
         let name = format!(
-            "dbt source drift on {}: {} change{} ({listed})",
+            "{}dbt source drift on {}: {} change{} ({listed})",
+            severity_prefix(self.top),
             target_label(&self.target),
             self.total,
             if self.total == 1 { "" } else { "s" },
@@ -349,10 +446,9 @@ impl NewDeltasTask {
             "<hr/><em>{}</em></body>",
             xml(&marker_line(&self.marker))
         );
-        TaskDraft {
-            name,
-            html_notes: html,
-        }
+        let mut task = TaskDraft::new(name, html);
+        task.severity = self.top;
+        task
     }
 }
 
@@ -420,9 +516,9 @@ pub fn csv_record(d: &DeltaRow) -> String {
 /// carry a server's detail) stays in the audit database, where the task points.
 pub fn failure_task(target: &str, marker: &str, run_id: i64, error: &str, at: &str) -> TaskDraft {
     let first_line = error.lines().next().unwrap_or("unknown error");
-    TaskDraft {
-        name: format!("dbt source drift check failing on {}", target_label(target)),
-        html_notes: format!(
+    TaskDraft::new(
+        format!("dbt source drift check failing on {}", target_label(target)),
+        format!(
             "<body>The drift_watch check of <strong>{}</strong> failed at {} and compared \
              nothing; open drift stays open until a check succeeds.\n<code>{}</code>\n\
              The whole error is in the audit database: \
@@ -433,7 +529,7 @@ pub fn failure_task(target: &str, marker: &str, run_id: i64, error: &str, at: &s
             xml(first_line),
             xml(&marker_line(marker))
         ),
-    }
+    )
 }
 
 /// The comment that closes a failure task once a check of its target succeeds again.
@@ -479,6 +575,109 @@ pub fn resolution_comment(resolved: &[DeltaRow], total: usize, all_resolved: boo
     text
 }
 
+/// The week's digest task for a target's info-only runs: found again by its marker.
+pub fn digest_task(target: &str, week: &str, marker: &str) -> TaskDraft {
+    let mut task = TaskDraft::new(
+        format!(
+            "[info] dbt source drift digest for {}: week of {week}",
+            target_label(target)
+        ),
+        format!(
+            "<body>Added and undocumented columns on <strong>{}</strong> in the week of {}, one \
+             comment per check run. They break no dbt model; document them in the sources files \
+             when they are wanted.<hr/><em>{}</em></body>",
+            xml(target_label(target)),
+            xml(week),
+            xml(&marker_line(marker))
+        ),
+    );
+    task.severity = Some(Severity::Info);
+    task
+}
+
+/// One info-only run's changes, as a digest comment.
+pub fn digest_comment(rows: &[DeltaRow], total: usize, run_ended: &str) -> String {
+    let total = total.max(rows.len());
+    let mut text = format!(
+        "Check finished {run_ended}: {total} new change{} (info).\n",
+        if total == 1 { "" } else { "s" }
+    );
+    for d in rows {
+        let _ = writeln!(
+            text,
+            "- {}.{}{}: {}{}",
+            d.schema_name,
+            d.table_name,
+            d.column_name
+                .as_deref()
+                .map(|c| format!(".{c}"))
+                .unwrap_or_default(),
+            d.change.as_str(),
+            d.live_type
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default()
+        );
+    }
+    if total > rows.len() {
+        let _ = writeln!(text, "- and {} more", total - rows.len());
+    }
+    text.trim_end().to_string()
+}
+
+/// The Monday (YYYY-MM-DD) of the week holding `date` (which starts with YYYY-MM-DD).
+pub fn week_of(date: &str) -> String {
+    let parse = |r: std::ops::Range<usize>| date.get(r).and_then(|x| x.parse::<i64>().ok());
+    let (Some(y), Some(m), Some(d)) = (parse(0..4), parse(5..7), parse(8..10)) else {
+        return date.to_string();
+    };
+    // Days since 1970-01-01 (civil calendar), and back (H. Hinnant's algorithms).
+    let days_from_civil = |y: i64, m: i64, d: i64| {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146097 + doe - 719468
+    };
+    let z = days_from_civil(y, m, d);
+    let monday = z - (z + 3).rem_euclid(7);
+    let z = monday + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The owner line of a task: who it is for, and whether Asana knows them.
+pub fn owner_note(owner: &str, known: bool) -> String {
+    if known {
+        format!(
+            "<strong>Owner</strong>: {} (from the dbt meta of the sources below).",
+            xml(owner)
+        )
+    } else {
+        format!(
+            "<strong>Owner</strong>: {} (from dbt meta) is not an Asana user in this workspace; \
+             the task went to the default assignee.",
+            xml(owner)
+        )
+    }
+}
+
+/// `note` inserted just before the marker line of a task body.
+pub fn with_note(html: &str, note: &str) -> String {
+    match html.rfind("<hr/>") {
+        Some(at) => format!("{}\n{note}\n{}", &html[..at], &html[at..]),
+        None => html.to_string(),
+    }
+}
+
 fn target_label(target: &str) -> &str {
     if target.is_empty() {
         "the audit database"
@@ -490,6 +689,9 @@ fn target_label(target: &str) -> &str {
 /// One delta as rich text: column, change, contract type -> live type, detail, detection time.
 fn describe(d: &DeltaRow) -> String {
     let mut s = String::new();
+    if let Some(sev) = d.severity {
+        let _ = write!(s, "<em>[{}]</em> ", sev.as_str());
+    }
     match &d.column_name {
         Some(c) => {
             let _ = write!(
@@ -519,6 +721,153 @@ fn describe(d: &DeltaRow) -> String {
         let _ = write!(s, " — {}", xml(detail));
     }
     let _ = write!(s, " <em>(detected {})</em>", xml(&d.first_seen_at));
+    if let Some(impact) = &d.impact {
+        s.push_str(&impact_list(d, impact));
+    }
+    s
+}
+
+/// Children listed per delta at most; the rest are counted.
+const MAX_CHILDREN: usize = 12;
+
+/// What a delta breaks, as a nested list: the direct children (for a column-level change,
+/// whether and where each reads the column), the models downstream, the exposures.
+fn impact_list(d: &DeltaRow, impact: &Impact) -> String {
+    let mut s = String::from("<ul>");
+    let column_level = impact.column.is_some();
+    if impact.direct.is_empty() {
+        s.push_str("<li>No dbt model reads this table.</li>");
+    } else if column_level {
+        let column = impact.column.as_deref().unwrap_or_default();
+        let (reading, other): (Vec<&Child>, Vec<&Child>) =
+            impact.direct.iter().partition(|c| c.reads());
+        if reading.is_empty() {
+            let _ = write!(
+                s,
+                "<li>Not read by its {} direct child{}: none of their SQL names <code>{}</code>.</li>",
+                other.len(),
+                if other.len() == 1 { "" } else { "ren" },
+                xml(column)
+            );
+        } else {
+            let _ = write!(s, "<li>Read by: ");
+            let shown: Vec<String> = reading
+                .iter()
+                .take(MAX_CHILDREN)
+                .map(|c| {
+                    let file = c.file.as_deref().unwrap_or("?");
+                    let mut at: Vec<String> = c
+                        .lines
+                        .iter()
+                        .flatten()
+                        .map(|l| format!("{file}:{l}"))
+                        .collect();
+                    let mut text = format!("<strong>{}</strong>", xml(&c.name));
+                    if !at.is_empty() {
+                        at.truncate(5);
+                        let _ = write!(text, " (<code>{}</code>)", xml(&at.join(", ")));
+                    }
+                    if let Some(star) = c.reads_all.as_ref().and_then(|l| l.first()) {
+                        let _ = write!(
+                            text,
+                            " reads every column (<code>select *</code> at <code>{}</code>)",
+                            xml(&format!("{file}:{star}"))
+                        );
+                    }
+                    text
+                })
+                .collect();
+            s.push_str(&shown.join("; "));
+            if reading.len() > MAX_CHILDREN {
+                let _ = write!(s, "; and {} more", reading.len() - MAX_CHILDREN);
+            }
+            s.push_str("</li>");
+            if !other.is_empty() {
+                let names: Vec<String> = other
+                    .iter()
+                    .take(MAX_CHILDREN)
+                    .map(|c| xml(&c.name))
+                    .collect();
+                let _ = write!(
+                    s,
+                    "<li>Not read by: {}{}</li>",
+                    names.join(", "),
+                    if other.len() > MAX_CHILDREN {
+                        format!(" and {} more", other.len() - MAX_CHILDREN)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+    } else {
+        let names: Vec<String> = impact
+            .direct
+            .iter()
+            .take(MAX_CHILDREN)
+            .map(|c| match &c.file {
+                Some(f) => format!(
+                    "<strong>{}</strong> (<code>{}</code>)",
+                    xml(&c.name),
+                    xml(f)
+                ),
+                None => format!("<strong>{}</strong>", xml(&c.name)),
+            })
+            .collect();
+        let _ = write!(
+            s,
+            "<li>{} by: {}{}</li>",
+            if d.change == Change::TableMissing {
+                "Breaks its direct children, read"
+            } else {
+                "Read"
+            },
+            names.join(", "),
+            if impact.direct.len() > MAX_CHILDREN {
+                format!(" and {} more", impact.direct.len() - MAX_CHILDREN)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let _ = write!(
+        s,
+        "<li>{} model{} downstream</li>",
+        impact.models,
+        if impact.models == 1 { "" } else { "s" }
+    );
+    if !impact.exposures.is_empty() {
+        let shown: Vec<String> = impact
+            .exposures
+            .iter()
+            .take(MAX_CHILDREN)
+            .map(|e| {
+                let mut t = format!("<strong>{}</strong>", xml(&e.name));
+                let mut about = Vec::new();
+                if let Some(k) = &e.kind {
+                    about.push(xml(k));
+                }
+                if let Some(o) = e.owner.as_ref().or(e.email.as_ref()) {
+                    about.push(format!("owner {}", xml(o)));
+                }
+                if !about.is_empty() {
+                    let _ = write!(t, " ({})", about.join(", "));
+                }
+                t
+            })
+            .collect();
+        let _ = write!(
+            s,
+            "<li>Exposures: {}{}</li>",
+            shown.join(", "),
+            if impact.exposures.len() > MAX_CHILDREN {
+                format!(" and {} more", impact.exposures.len() - MAX_CHILDREN)
+            } else {
+                String::new()
+            }
+        );
+    }
+    s.push_str("</ul>");
     s
 }
 
@@ -680,7 +1029,63 @@ mod tests {
             detail: (change == "renamed").then(|| "renamed from phone".into()),
             first_seen_at: "2026-11-24 06:00:01+00".into(),
             renamed_from: (change == "renamed").then(|| "phone".into()),
+            severity: None,
+            impact: None,
         }
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        assert_eq!(week_of("2026-11-25 06:00 UTC"), "2026-11-23");
+        assert_eq!(week_of("2026-11-23"), "2026-11-23");
+        assert_eq!(week_of("2026-11-22"), "2026-11-16");
+        assert_eq!(week_of("2024-03-01"), "2024-02-26");
+        assert_eq!(week_of("2027-01-01"), "2026-12-28");
+    }
+
+    #[test]
+    fn impact_is_listed_under_each_delta_with_file_and_line() {
+        let mut d = delta(
+            "customers",
+            Some("phone_number"),
+            "renamed",
+            None,
+            Some("text"),
+        );
+        d.severity = Some(Severity::Breaking);
+        d.impact = Some(
+            serde_json::from_str(
+                r#"{"direct": [{"name": "stg_customers", "type": "model", "file": "models/stg_customers.sql", "lines": [4], "reads_all": []},
+                               {"name": "base_customers", "type": "model", "file": "models/base.sql", "lines": [], "reads_all": [2]},
+                               {"name": "emails", "type": "model", "file": "models/emails.sql", "lines": [], "reads_all": []}],
+                    "models": 5, "exposures": [{"name": "weekly_revenue", "type": "dashboard", "owner": "Carol"}], "column": "phone"}"#,
+            )
+            .unwrap(),
+        );
+        let task = new_deltas_task("app", "m1", &[d]);
+        assert!(
+            task.name.starts_with("[breaking] dbt source drift on app"),
+            "{}",
+            task.name
+        );
+        assert_eq!(task.severity, Some(Severity::Breaking));
+        let h = &task.html_notes;
+        assert!(
+            h.contains(
+                "Read by: <strong>stg_customers</strong> (<code>models/stg_customers.sql:4</code>)"
+            ),
+            "{h}"
+        );
+        assert!(h.contains("<strong>base_customers</strong> reads every column (<code>select *</code> at <code>models/base.sql:2</code>)"), "{h}");
+        assert!(h.contains("Not read by: emails"), "{h}");
+        assert!(h.contains("5 models downstream"), "{h}");
+        assert!(
+            h.contains("Exposures: <strong>weekly_revenue</strong> (dashboard, owner Carol)"),
+            "{h}"
+        );
+        let noted = with_note(h, &owner_note("ana@example.com", false));
+        assert!(noted.contains("is not an Asana user"));
+        assert!(noted.find("Owner").unwrap() < noted.find("drift_watch marker").unwrap());
     }
 
     #[test]
@@ -696,9 +1101,10 @@ mod tests {
             ),
         ];
         let t = new_deltas_task("app_replica", "m1", &d);
+        // Tables in the order the database gives (most severe first, then by name).
         assert_eq!(
             t.name,
-            "dbt source drift on app_replica: 2 changes (orders, users)"
+            "dbt source drift on app_replica: 2 changes (users, orders)"
         );
         let many: Vec<_> = (0..5)
             .map(|i| delta(&format!("t{i}"), Some("c"), "added", None, Some("int")))

@@ -58,6 +58,16 @@ pub trait Sink {
     async fn has_attachment(&self, task_gid: &str, name: &str) -> Result<bool, SinkError>;
     /// Attaches a file to a task.
     async fn attach(&self, task_gid: &str, file: &Attachment) -> Result<(), SinkError>;
+    /// The Asana user gid of an owner named in dbt meta (an email or a gid), or `None` when
+    /// Asana does not know it (reported once per owner; the task goes to the default assignee).
+    async fn resolve_user(&self, _owner: &str) -> Result<Option<String>, SinkError> {
+        Ok(None)
+    }
+    /// Whether a new_deltas item whose changes are all `info` goes to the week's digest task
+    /// as a comment instead of a task of its own.
+    fn digest_info(&self) -> bool {
+        false
+    }
     /// Whether delivered items are acknowledged in the outbox (a dry run acknowledges nothing).
     fn acknowledges(&self) -> bool {
         true

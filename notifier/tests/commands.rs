@@ -31,7 +31,7 @@ async fn push_loads_a_project_and_a_bad_file_changes_nothing() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "loaded 4 files: 3 sources, 13 tables, 44 columns"
+        "loaded 5 files and 7 models: 3 sources, 13 tables, 44 columns"
     );
     let origins = strings(
         &db,
@@ -178,7 +178,7 @@ async fn push_and_check_work_as_the_least_privileged_logins() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "loaded 4 files: 3 sources, 13 tables, 44 columns"
+        "loaded 5 files and 7 models: 3 sources, 13 tables, 44 columns"
     );
     let out = as_role("nt_least_checker", &["check"]);
     assert!(

@@ -577,7 +577,7 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
     let pushed = stdout(&cli(&contract_url, &["contract", "push", &project_arg]));
     assert_eq!(
         pushed.trim(),
-        "loaded 4 files: 3 sources, 13 tables, 44 columns"
+        "loaded 5 files and 7 models: 3 sources, 13 tables, 44 columns"
     );
     let checked = stdout(&cli(&audit_url, &["check", "app_replica"]));
     assert!(
@@ -822,7 +822,7 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
     let pushed = stdout(&cli(&contract_url, &["contract", "push", &project_arg]));
     assert_eq!(
         pushed.trim(),
-        "loaded 4 files: 3 sources, 12 tables, 41 columns"
+        "loaded 5 files and 7 models: 3 sources, 12 tables, 41 columns"
     );
     let run6 = next_run(&audit, &now(&audit).await).await;
     assert_eq!(

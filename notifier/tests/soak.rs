@@ -1097,7 +1097,7 @@ async fn under_network_faults_and_kills_every_announcement_reaches_asana_exactly
     assert!(pushed.status.success(), "contract push: {pushed:?}");
     assert_eq!(
         String::from_utf8_lossy(&pushed.stdout).trim(),
-        "loaded 4 files: 3 sources, 13 tables, 44 columns"
+        "loaded 5 files and 7 models: 3 sources, 13 tables, 44 columns"
     );
     // Two reads per run (one retry after 2 s) instead of three, so that faults fail some runs
     // and a failing run does not take 8 s.

@@ -526,7 +526,6 @@ pub(super) fn yaml_part(
 // ---------------------------------------------------------------------------------------------
 // manifest.json
 
-
 /// The settings of one manifest level: each of `metas` (in order, later ones winning per key)
 /// is the JSON text of a `meta` object, or absent. Positions are byte offsets in the document,
 /// turned into line and column only for an error.

@@ -335,12 +335,25 @@ fn the_real_gitlab_manifest_parses() {
         }
     }
     let kind = |k: &str| reached.iter().filter(|n| n.starts_with(k)).count();
-    assert_eq!((kind("model."), kind("snapshot."), kind("exposure.")), (172, 9, 3));
+    assert_eq!(
+        (kind("model."), kind("snapshot."), kind("exposure.")),
+        (172, 9, 3)
+    );
     let node = |id: &str| l.nodes.iter().find(|n| n.unique_id == id).unwrap();
     let m = node("model.gitlab_snowflake.zuora_account_source");
-    assert!(m.code.as_deref().unwrap().contains("source('zuora', 'account')"));
-    assert!(!m.compiled, "a 0.19 manifest from dbt parse is not compiled");
-    assert_eq!(m.file_path.as_deref(), Some("models/sources/zuora/zuora_account_source.sql"));
+    assert!(m
+        .code
+        .as_deref()
+        .unwrap()
+        .contains("source('zuora', 'account')"));
+    assert!(
+        !m.compiled,
+        "a 0.19 manifest from dbt parse is not compiled"
+    );
+    assert_eq!(
+        m.file_path.as_deref(),
+        Some("models/sources/zuora/zuora_account_source.sql")
+    );
     let e = node("exposure.gitlab_snowflake.product_adoption_dashboard");
     assert_eq!(e.exposure_type.as_deref(), Some("dashboard"));
     assert_eq!(e.owner_name.as_deref(), Some("Mathieu Peychet"));
@@ -348,7 +361,12 @@ fn the_real_gitlab_manifest_parses() {
     // Bounded: nodes not below a source, and tests, are not kept; SQL only for direct children.
     assert!(l.nodes.len() < 2200, "{} nodes", l.nodes.len());
     assert!(l.nodes.iter().all(|n| !n.unique_id.starts_with("test.")));
-    let code_bytes: usize = l.nodes.iter().filter_map(|n| n.code.as_ref()).map(String::len).sum();
+    let code_bytes: usize = l
+        .nodes
+        .iter()
+        .filter_map(|n| n.code.as_ref())
+        .map(String::len)
+        .sum();
     assert!(code_bytes < 1_500_000, "{code_bytes} bytes of SQL kept");
     eprintln!(
         "gitlab manifest: {} nodes, {} edges, {} KB of SQL, parsed in {elapsed:?}",
@@ -428,10 +446,14 @@ exposures:
     assert_eq!(c.tables[0].policy.owner.as_deref(), Some("t@x.io"));
 
     // Bad values are located errors.
-    let e = parse("sources: [{name: s, tables: [{name: t, meta: {drift_watch: {severity: high}}}]}]")
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("severity must be breaking, risky or info, not \"high\""), "{e}");
+    let e =
+        parse("sources: [{name: s, tables: [{name: t, meta: {drift_watch: {severity: high}}}]}]")
+            .unwrap_err()
+            .to_string();
+    assert!(
+        e.contains("severity must be breaking, risky or info, not \"high\""),
+        "{e}"
+    );
     let e = parse("sources: [{name: s, tables: [{name: t, meta: {owner: \"a\\u0007b\"}}]}]")
         .unwrap_err()
         .to_string();
@@ -447,7 +469,10 @@ fn a_model_file_is_lineage_only() {
     .unwrap();
     assert_eq!(c.kind, DocumentKind::Model);
     assert!(c.tables.is_empty());
-    assert_eq!(c.lineage.nodes[0].unique_id, "model.shop_analytics.fct_orders");
+    assert_eq!(
+        c.lineage.nodes[0].unique_id,
+        "model.shop_analytics.fct_orders"
+    );
     assert_eq!(c.lineage.edges.len(), 2);
     assert!(parse_document("p/models/x.sql", "select '\0'").is_err());
 }

@@ -3,6 +3,22 @@
 //! with a `<body>` root and only the tags Asana allows (400 otherwise), `limit` 1–100 and offset
 //! pagination on project task lists, `Retry-After` on 429, `{"errors": [...]}` bodies — plus a
 //! fault script to exercise retries and duplicate recovery.
+//!
+//! Users, tags, sections and custom fields (asana_oas.yaml: TaskCreateRequest, `/users/{user_gid}`):
+//! - `add_user` registers a user; `GET /users/{user_gid}` takes a gid, an email (any case) or `me`
+//!   (a bot user made on first use) → 200 `{"data": {gid, resource_type, name, email, workspaces}}`,
+//!   404 `user: Not a recognized ID: <x>` otherwise. Logged as `GET /users/<x>`, verbatim.
+//! - `add_tag`, `add_section` (a section belongs to one project), `add_enum_field` and
+//!   `add_field_to_project`. Project `FIXTURE_PROJECT` has section `FIXTURE_SECTION` from the start
+//!   (the ids every test's notifier is configured with).
+//! - `POST /tasks` also rejects (400): an `assignee` or a `followers` entry that is not a known user
+//!   gid, email or `me`; a `tags` entry that is not a known tag gid; a `memberships` entry without
+//!   a `project`, or whose `section` is not a section of that project; a `custom_fields` key that is
+//!   not a field on one of the task's projects, or an enum value that is not one of the field's
+//!   option gids (an option *name* is refused, as Asana does); any of these of the wrong JSON type.
+//!   `memberships` counts as placement (no `projects` needed); the task's projects are `projects`
+//!   plus those of `memberships`. Users are stored as gids (emails and `me` resolved). Other keys
+//!   of `data` are ignored.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -25,10 +41,49 @@ pub struct Task {
     pub notes: String,
     pub projects: Vec<String>,
     pub section: Option<String>,
+    /// A user gid (an email or `me` in the request is resolved).
     pub assignee: Option<String>,
     pub completed: bool,
     pub comments: Vec<String>,
+    /// User gids, in request order, without duplicates.
+    pub followers: Vec<String>,
+    /// Tag gids.
+    pub tags: Vec<String>,
+    /// `(field gid, value)`; for an enum field the value is the option gid.
+    pub custom_fields: Vec<(String, String)>,
 }
+
+/// An Asana user (`GET /users/{user_gid}`).
+#[derive(Debug, Clone)]
+pub struct User {
+    pub gid: String,
+    pub email: String,
+    pub name: String,
+}
+
+/// A section of one project.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub gid: String,
+    pub project: String,
+    pub name: String,
+}
+
+/// An enum custom field, its options `(gid, name)` and the projects it is on.
+#[derive(Debug, Clone)]
+pub struct CustomField {
+    pub gid: String,
+    pub name: String,
+    pub options: Vec<(String, String)>,
+    pub projects: Vec<String>,
+}
+
+/// The project and section the tests' notifier is configured with (`common::spawn_sidecar`):
+/// the fake knows this section from the start.
+pub const FIXTURE_PROJECT: &str = "1100000000001";
+pub const FIXTURE_SECTION: &str = "1100000000002";
+/// The workspace every user of the fake belongs to.
+pub const WORKSPACE: &str = "1000000000001";
 
 /// A scripted fault, consumed by the next matching request.
 #[derive(Debug, Clone)]
@@ -74,12 +129,133 @@ pub struct Inner {
     /// 429s the quota gave.
     pub quota_429s: usize,
     next_gid: u64,
+    pub users: Vec<User>,
+    /// The gid of the user `me` stands for (made on first use).
+    me: Option<String>,
+    /// `(gid, name)`.
+    pub tags: Vec<(String, String)>,
+    pub sections: Vec<Section>,
+    pub custom_fields: Vec<CustomField>,
 }
 
-#[derive(Clone, Default)]
+impl Inner {
+    fn gid(&mut self, prefix: &str) -> String {
+        self.next_gid += 1;
+        format!("{prefix}{}", self.next_gid)
+    }
+
+    /// The bot user `me` stands for, made on first use.
+    fn me(&mut self) -> String {
+        if let Some(gid) = &self.me {
+            return gid.clone();
+        }
+        let gid = self.gid("15000000");
+        self.users.push(User {
+            gid: gid.clone(),
+            email: "drift-bot@example.com".into(),
+            name: "Drift bot".into(),
+        });
+        self.me = Some(gid.clone());
+        gid
+    }
+
+    /// A user by gid, email (case-insensitive) or `me`.
+    fn user(&mut self, who: &str) -> Option<User> {
+        let who = if who == "me" {
+            self.me()
+        } else {
+            who.to_string()
+        };
+        self.users
+            .iter()
+            .find(|u| u.gid == who || (who.contains('@') && u.email.eq_ignore_ascii_case(&who)))
+            .cloned()
+    }
+}
+
+#[derive(Clone)]
 pub struct FakeAsana(pub Arc<Mutex<Inner>>);
 
+impl Default for FakeAsana {
+    fn default() -> Self {
+        let inner = Inner {
+            sections: vec![Section {
+                gid: FIXTURE_SECTION.into(),
+                project: FIXTURE_PROJECT.into(),
+                name: "Drift".into(),
+            }],
+            ..Inner::default()
+        };
+        FakeAsana(Arc::new(Mutex::new(inner)))
+    }
+}
+
 impl FakeAsana {
+    /// A user; returns its gid.
+    pub fn add_user(&self, email: &str, name: &str) -> String {
+        let mut inner = self.0.lock().unwrap();
+        let gid = inner.gid("15000000");
+        inner.users.push(User {
+            gid: gid.clone(),
+            email: email.into(),
+            name: name.into(),
+        });
+        gid
+    }
+    /// The gid of the user `me` stands for (the token's owner, a bot).
+    pub fn me(&self) -> String {
+        self.0.lock().unwrap().me()
+    }
+    pub fn users(&self) -> Vec<User> {
+        self.0.lock().unwrap().users.clone()
+    }
+    /// A tag in the workspace; returns its gid.
+    pub fn add_tag(&self, name: &str) -> String {
+        let mut inner = self.0.lock().unwrap();
+        let gid = inner.gid("16000000");
+        inner.tags.push((gid.clone(), name.into()));
+        gid
+    }
+    /// A section of `project`; returns its gid.
+    pub fn add_section(&self, project: &str, name: &str) -> String {
+        let mut inner = self.0.lock().unwrap();
+        let gid = inner.gid("17000000");
+        inner.sections.push(Section {
+            gid: gid.clone(),
+            project: project.into(),
+            name: name.into(),
+        });
+        gid
+    }
+    /// An enum custom field (on no project yet); returns its gid and its options' gids, in order.
+    pub fn add_enum_field(&self, name: &str, options: &[&str]) -> (String, Vec<String>) {
+        let mut inner = self.0.lock().unwrap();
+        let gid = inner.gid("18000000");
+        let options: Vec<(String, String)> = options
+            .iter()
+            .map(|o| (inner.gid("19000000"), o.to_string()))
+            .collect();
+        let option_gids = options.iter().map(|(g, _)| g.clone()).collect();
+        inner.custom_fields.push(CustomField {
+            gid: gid.clone(),
+            name: name.into(),
+            options,
+            projects: Vec::new(),
+        });
+        (gid, option_gids)
+    }
+    /// Puts the custom field on `project` (panics if the field is unknown).
+    pub fn add_field_to_project(&self, project: &str, field_gid: &str) {
+        let mut inner = self.0.lock().unwrap();
+        let field = inner
+            .custom_fields
+            .iter_mut()
+            .find(|f| f.gid == field_gid)
+            .unwrap_or_else(|| panic!("no custom field {field_gid}"));
+        if !field.projects.iter().any(|p| p == project) {
+            field.projects.push(project.into());
+        }
+    }
     pub fn tasks(&self) -> Vec<Task> {
         self.0.lock().unwrap().tasks.clone()
     }
@@ -99,6 +275,9 @@ impl FakeAsana {
                 assignee: None,
                 completed: false,
                 comments: Vec::new(),
+                followers: Vec::new(),
+                tags: Vec::new(),
+                custom_fields: Vec::new(),
             });
             inner.created_at.push(std::time::Instant::now());
         }
@@ -118,6 +297,9 @@ impl FakeAsana {
             assignee: None,
             completed: false,
             comments: Vec::new(),
+            followers: Vec::new(),
+            tags: Vec::new(),
+            custom_fields: Vec::new(),
         });
         inner.created_at.push(std::time::Instant::now());
         gid
@@ -152,6 +334,7 @@ impl FakeAsana {
             .route("/api/1.0/tasks/{gid}", axum::routing::put(update_task))
             .route("/api/1.0/tasks/{gid}/stories", post(add_story))
             .route("/api/1.0/projects/{gid}/tasks", get(project_tasks))
+            .route("/api/1.0/users/{user_gid}", get(get_user))
             // Asana enforces a 100 MB limit on attachments.
             .route(
                 "/api/1.0/attachments",
@@ -343,7 +526,43 @@ async fn create_task(
                 .collect()
         })
         .unwrap_or_default();
-    if projects.is_empty() && data.get("workspace").is_none() && data.get("parent").is_none() {
+    // `memberships: [{project, section?}]` (create-only) also places the task.
+    let mut memberships: Vec<(String, Option<String>)> = Vec::new();
+    match data.get("memberships") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for m in items {
+                let Some(project) = m.get("project").and_then(Value::as_str) else {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "memberships: project: Missing input (a project gid, as a string)",
+                    );
+                };
+                let section = match m.get("section") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(_) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            "memberships: section: must be a section gid (a string)",
+                        )
+                    }
+                };
+                memberships.push((project.to_string(), section));
+            }
+        }
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "memberships: must be an array of {project, section}",
+            )
+        }
+    }
+    if projects.is_empty()
+        && memberships.is_empty()
+        && data.get("workspace").is_none()
+        && data.get("parent").is_none()
+    {
         return error(
             StatusCode::BAD_REQUEST,
             "You should specify one of workspace, parent, projects",
@@ -363,9 +582,18 @@ async fn create_task(
         Ok(t) => t,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("html_notes: {e}")),
     };
-    let section = data["memberships"][0]["section"].as_str().map(String::from);
+    let mut projects = projects;
+    for (project, _) in &memberships {
+        if !projects.contains(project) {
+            projects.push(project.clone());
+        }
+    }
     let task = {
         let mut inner = fake.0.lock().unwrap();
+        let refs = match check_refs(&mut inner, data, &projects, &memberships) {
+            Ok(refs) => refs,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        };
         inner.next_gid += 1;
         let task = Task {
             gid: format!("12000000{}", inner.next_gid),
@@ -373,10 +601,13 @@ async fn create_task(
             html_notes: html,
             notes,
             projects,
-            section,
-            assignee: data["assignee"].as_str().map(String::from),
+            section: refs.section,
+            assignee: refs.assignee,
             completed: false,
             comments: Vec::new(),
+            followers: refs.followers,
+            tags: refs.tags,
+            custom_fields: refs.custom_fields,
         };
         inner.tasks.push(task.clone());
         inner.created_at.push(std::time::Instant::now());
@@ -394,6 +625,145 @@ async fn create_task(
         )
             .into_response(),
     }
+}
+
+/// What a `POST /tasks` refers to, checked against what the fake knows.
+struct Refs {
+    section: Option<String>,
+    assignee: Option<String>,
+    followers: Vec<String>,
+    tags: Vec<String>,
+    custom_fields: Vec<(String, String)>,
+}
+
+/// An optional array of strings (`null` is none); anything else is a 400.
+fn string_list(data: &Value, key: &str) -> Result<Vec<String>, String> {
+    match data.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(String::from))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| format!("{key}: must be an array of strings")),
+        Some(_) => Err(format!("{key}: must be an array of strings")),
+    }
+}
+
+/// Sections, users, tags and custom fields of a new task; `Err` is the 400's message.
+fn check_refs(
+    inner: &mut Inner,
+    data: &Value,
+    projects: &[String],
+    memberships: &[(String, Option<String>)],
+) -> Result<Refs, String> {
+    let mut section = None;
+    for (project, s) in memberships {
+        let Some(s) = s else { continue };
+        if !inner
+            .sections
+            .iter()
+            .any(|x| &x.gid == s && &x.project == project)
+        {
+            return Err(format!(
+                "memberships: section {s} is not in project {project}"
+            ));
+        }
+        section.get_or_insert_with(|| s.clone());
+    }
+    let assignee = match data.get("assignee") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(who)) => Some(
+            inner
+                .user(who)
+                .ok_or_else(|| format!("assignee: Not a recognized ID: {who}"))?
+                .gid,
+        ),
+        Some(v) => return Err(format!("assignee: Not a recognized ID: {v}")),
+    };
+    let mut followers = Vec::new();
+    for who in string_list(data, "followers")? {
+        let gid = inner
+            .user(&who)
+            .ok_or_else(|| format!("followers: Not a recognized ID: {who}"))?
+            .gid;
+        if !followers.contains(&gid) {
+            followers.push(gid);
+        }
+    }
+    let mut tags: Vec<String> = Vec::new();
+    for tag in string_list(data, "tags")? {
+        if !inner.tags.iter().any(|(gid, _)| *gid == tag) {
+            return Err(format!("tags: Not a recognized ID: {tag}"));
+        }
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    let mut custom_fields = Vec::new();
+    match data.get("custom_fields") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(values)) => {
+            for (gid, value) in values {
+                let Some(field) = inner.custom_fields.iter().find(|f| &f.gid == gid) else {
+                    return Err(format!("custom_fields: Not a recognized ID: {gid}"));
+                };
+                if !field.projects.iter().any(|p| projects.contains(p)) {
+                    return Err(format!(
+                        "custom_fields: Custom field with ID {gid} is not on given object"
+                    ));
+                }
+                match value {
+                    // An enum field's value is one of its option gids; `null` leaves it empty.
+                    Value::Null => {}
+                    Value::String(v) if field.options.iter().any(|(o, _)| o == v) => {
+                        custom_fields.push((gid.clone(), v.clone()))
+                    }
+                    v => {
+                        let name = &field.name;
+                        return Err(format!(
+                            "custom_fields: {v} is not an option gid of enum field {gid} ({name})"
+                        ));
+                    }
+                }
+            }
+        }
+        Some(_) => return Err("custom_fields: must be an object {field gid: value}".into()),
+    }
+    Ok(Refs {
+        section,
+        assignee,
+        followers,
+        tags,
+        custom_fields,
+    })
+}
+
+/// `GET /users/{user_gid}`: a gid, an email or `me`.
+async fn get_user(
+    State(fake): State<FakeAsana>,
+    headers: HeaderMap,
+    Path(who): Path<String>,
+) -> Response {
+    if let Err(r) = gate(&fake, &headers, &format!("GET /users/{who}"), false) {
+        return r;
+    }
+    let Some(user) = fake.0.lock().unwrap().user(&who) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("user: Not a recognized ID: {who}"),
+        );
+    };
+    (
+        StatusCode::OK,
+        Json(json!({"data": {
+            "gid": user.gid,
+            "resource_type": "user",
+            "name": user.name,
+            "email": user.email,
+            "workspaces": [{"gid": WORKSPACE, "resource_type": "workspace", "name": "Fake workspace"}],
+        }})),
+    )
+        .into_response()
 }
 
 async fn update_task(
