@@ -334,9 +334,10 @@ SELECT d.id,
                      WHEN p.read THEN 'breaking'
                      ELSE 'risky' END),
        m.owner,
-       CASE WHEN t.schema_name IS NOT NULL THEN
-           jsonb_build_object('direct', coalesce(p.direct, '[]'), 'models', t.models,
-                              'exposures', t.exposures,
+       -- NULL only when no lineage is stored at all (nothing is known either way).
+       CASE WHEN t.schema_name IS NOT NULL OR EXISTS (SELECT 1 FROM drift_watch.lineage_edge) THEN
+           jsonb_build_object('direct', coalesce(p.direct, '[]'), 'models', coalesce(t.models, 0),
+                              'exposures', coalesce(t.exposures, '[]'),
                               'column', d.read_column) END
   FROM d
   LEFT JOIN per_table t USING (schema_name, table_name)

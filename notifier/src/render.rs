@@ -187,9 +187,13 @@ pub fn new_deltas_task(target: &str, marker: &str, deltas: &[DeltaRow]) -> TaskD
     task
 }
 
-/// `[breaking] ` before a title, or nothing without a severity.
+/// `[breaking] ` before the title of a task with a breaking change (each change's severity is in
+/// the body; risky and info titles stay plain).
 fn severity_prefix(top: Option<Severity>) -> String {
-    top.map(|s| format!("[{s}] ")).unwrap_or_default()
+    match top {
+        Some(Severity::Breaking) => "[breaking] ".into(),
+        _ => String::new(),
+    }
 }
 
 /// At most this many deltas are described in a task body; the rest are summarised by table and
@@ -721,8 +725,11 @@ fn describe(d: &DeltaRow) -> String {
         let _ = write!(s, " — {}", xml(detail));
     }
     let _ = write!(s, " <em>(detected {})</em>", xml(&d.first_seen_at));
+    // What it breaks (an added or undocumented column breaks nothing).
     if let Some(impact) = &d.impact {
-        s.push_str(&impact_list(d, impact));
+        if !matches!(d.change, Change::Added | Change::Undocumented) {
+            s.push_str(&impact_list(d, impact));
+        }
     }
     s
 }

@@ -420,7 +420,7 @@ fn expected_deltas() -> BTreeSet<(String, String, String)> {
 fn drift_task(fake: &FakeAsana) -> Task {
     fake.tasks()
         .into_iter()
-        .find(|t| t.name.starts_with("dbt source drift on"))
+        .find(|t| t.name.contains("dbt source drift on"))
         .expect("the drift task")
 }
 
@@ -438,6 +438,9 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
     let replica_app = connect(&topology.url("REPLICA_PORT", "app")).await;
 
     let fake = FakeAsana::default();
+    // examples/shop's sources are owned by ana (dbt meta); its exposure by carol.
+    let ana = fake.add_user("ana@example.com", "Ana Analytics");
+    let carol = fake.add_user("carol@example.com", "Carol Finance");
     let asana = fake.start().await;
     // The site's EnvironmentFile: the notifier's own login (drift_watch_notifier), the fake
     // Asana, and short timings so the test does not wait out production defaults.
@@ -693,12 +696,42 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
     // 4. Exactly those deltas, in exactly one task; the unlisted table is not drift.
     assert_eq!(open_deltas(&audit).await, expected_deltas());
     let task = drift_task(&fake);
+    // Most severe first: what the models read, then what nothing reads, then additions.
     assert_eq!(
         task.name,
-        "dbt source drift on app_replica: 7 changes (shipments, payments, refunds +3 more)"
+        "[breaking] dbt source drift on app_replica: 7 changes (payments, customers, orders +3 more)"
     );
     validate_rich_text(&task.html_notes).unwrap();
-    assert_eq!(task.html_notes.matches("<li>").count(), 7);
+    assert_eq!(task.html_notes.matches("<em>[").count(), 7, "{}", task.notes);
+    assert_eq!(
+        (
+            task.html_notes.matches("<em>[breaking]</em>").count(),
+            task.html_notes.matches("<em>[risky]</em>").count(),
+            task.html_notes.matches("<em>[info]</em>").count()
+        ),
+        (3, 2, 2),
+        "{}",
+        task.notes
+    );
+    let at = |s: &str| task.notes.find(s).unwrap_or_else(|| panic!("{s:?} in {}", task.notes));
+    assert!(at("[breaking]") < at("[risky]") && at("[risky]") < at("[info]"));
+    // What each change breaks, with file and line from the models' SQL (examples/shop/models).
+    for needle in [
+        "stg_shop__customers (models/staging/shop/stg_shop__customers.sql:6)",
+        "base_shop__customers reads every column (select * at models/staging/shop/base_shop__customers.sql:2)",
+        "Not read by: stg_shop__customer_emails",
+        "stg_shop__orders (models/staging/shop/stg_shop__orders.sql:6)",
+        "stg_payments__payments (models/staging/payments/stg_payments__payments.sql:5)",
+        "Not read by its 1 direct child: none of their SQL names body.",
+        "No dbt model reads this table.",
+        "Exposures: weekly_revenue (dashboard, owner Carol Finance)",
+        "Owner: ana@example.com (from the dbt meta of the sources below).",
+    ] {
+        assert!(task.notes.contains(needle), "{needle:?} in {}", task.notes);
+    }
+    // Routed to its owner, the exposure's owner following.
+    assert_eq!(task.assignee.as_deref(), Some(ana.as_str()));
+    assert_eq!(task.followers, vec![carol.clone()]);
     for (table, column, change) in expected_deltas() {
         assert!(task.notes.contains(&table), "{table} in {}", task.notes);
         assert!(task.notes.contains(&column) && task.notes.contains(&change));

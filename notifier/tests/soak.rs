@@ -824,7 +824,8 @@ fn verify(
             } else {
                 format!("dbt source drift check failing on {target}")
             };
-            if !task.name.starts_with(&title) {
+            // A run with a breaking change says so first.
+            if !task.name.trim_start_matches("[breaking] ").starts_with(&title) {
                 v.errors.push(format!(
                     "task {} of item {} ({}) is titled {:?}",
                     task.gid, item.id, item.kind, task.name
