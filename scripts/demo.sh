@@ -50,6 +50,9 @@ pg "$PRIMARY_PORT" -d audit -c "SELECT source_name, table_name, column_name, cha
 log "drift-notifier check app_replica after the migration (records the run, as the next daily job would)"
 "$NOTIFIER" check app_replica
 
+log "drift_watch.impact('app_replica'): what each change breaks downstream (models, exposures), its severity and owner"
+pg "$PRIMARY_PORT" -d audit -c "SELECT severity, owner, table_name, column_name, change, direct_children, models_downstream AS models, exposures FROM drift_watch.impact('app_replica')"
+
 log "schedule_check('app_replica') as drift_cron (TLS, verify-full): the daily pg_cron job (06:00 GMT by default)"
 psql -X -q -v ON_ERROR_STOP=1 "$CHECKER_URL" \
   -c "SELECT schedule_check('app_replica') AS job_id" \

@@ -92,10 +92,22 @@ impl Sink for DryRun {
     }
     async fn create_task(&self, task: &TaskDraft) -> Result<String, SinkError> {
         println!(
-            "=== dry run: would create task ===\nname: {}\nhtml_notes:\n{}\n",
-            task.name, task.html_notes
+            "=== dry run: would create task ===\nname: {}\nseverity: {}\nassignee: {}\nfollowers: {}\nhtml_notes:\n{}\n",
+            task.name,
+            task.severity.map_or("-", |s| s.as_str()),
+            task.assignee.as_deref().unwrap_or("(the default assignee)"),
+            if task.followers.is_empty() {
+                "-".to_string()
+            } else {
+                task.followers.join(", ")
+            },
+            task.html_notes
         );
         Ok(DRY_RUN_TASK.into())
+    }
+    /// Asana is not asked: the owner is shown as written.
+    async fn resolve_user(&self, owner: &str) -> Result<Option<String>, SinkError> {
+        Ok(Some(format!("({owner})")))
     }
     async fn comment(&self, task_gid: &str, text: &str) -> Result<(), SinkError> {
         println!("=== dry run: comment on task {task_gid} ===\n{text}\n");

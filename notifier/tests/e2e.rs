@@ -702,7 +702,12 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
         "[breaking] dbt source drift on app_replica: 7 changes (payments, customers, orders +3 more)"
     );
     validate_rich_text(&task.html_notes).unwrap();
-    assert_eq!(task.html_notes.matches("<em>[").count(), 7, "{}", task.notes);
+    assert_eq!(
+        task.html_notes.matches("<em>[").count(),
+        7,
+        "{}",
+        task.notes
+    );
     assert_eq!(
         (
             task.html_notes.matches("<em>[breaking]</em>").count(),
@@ -713,7 +718,11 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
         "{}",
         task.notes
     );
-    let at = |s: &str| task.notes.find(s).unwrap_or_else(|| panic!("{s:?} in {}", task.notes));
+    let at = |s: &str| {
+        task.notes
+            .find(s)
+            .unwrap_or_else(|| panic!("{s:?} in {}", task.notes))
+    };
     assert!(at("[breaking]") < at("[risky]") && at("[risky]") < at("[info]"));
     // What each change breaks, with file and line from the models' SQL (examples/shop/models).
     for needle in [

@@ -825,7 +825,11 @@ fn verify(
                 format!("dbt source drift check failing on {target}")
             };
             // A run with a breaking change says so first.
-            if !task.name.trim_start_matches("[breaking] ").starts_with(&title) {
+            if !task
+                .name
+                .trim_start_matches("[breaking] ")
+                .starts_with(&title)
+            {
                 v.errors.push(format!(
                     "task {} of item {} ({}) is titled {:?}",
                     task.gid, item.id, item.kind, task.name
