@@ -288,3 +288,108 @@ async fn info_only_runs_go_to_the_weeks_digest_task_and_never_close_it() {
         digest.comments[2]
     );
 }
+
+/// GitLab's real manifest (dbt 0.19, 747 sources) against a database holding its relations:
+/// `zuora.account` dropped becomes one breaking task naming what it breaks.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_real_gitlab_manifest_names_what_a_dropped_source_breaks() {
+    let manifest = std::env::var("DW_MANIFEST")
+        .expect("DW_MANIFEST: the decompressed GitLab manifest (scripts/test.sh sets it)");
+    let admin = connect("postgres").await;
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS nt_gitlab WITH (FORCE)")
+        .await
+        .unwrap();
+    admin
+        .batch_execute("CREATE DATABASE nt_gitlab")
+        .await
+        .unwrap();
+    let db = connect("nt_gitlab").await;
+    db.batch_execute("SET client_min_messages = warning; CREATE EXTENSION drift_watch CASCADE")
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    db.execute(
+        "SELECT load_contract('gitlab_snowflake/manifest.json', $1)",
+        &[&text],
+    )
+    .await
+    .unwrap();
+    // Every source relation, with the contract's columns, typed where the type is a Postgres
+    // type (GitLab's are Snowflake's), as tests/sql/first_check.sql does.
+    db.batch_execute(
+        "DO $$
+         DECLARE r record;
+         BEGIN
+           FOR r IN SELECT DISTINCT schema_name FROM drift_watch.contract_table LOOP
+             EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', r.schema_name);
+           END LOOP;
+           FOR r IN
+             SELECT c.schema_name, c.identifier,
+                    string_agg(format('%I %s', c.column_name, coalesce(k.canonical, 'text')), ', '
+                               ORDER BY c.column_name) FILTER (WHERE c.column_name IS NOT NULL) AS cols
+               FROM (SELECT DISTINCT t.schema_name, t.identifier, u.column_name,
+                            first_value(u.data_type) OVER (PARTITION BY t.schema_name, t.identifier, u.column_name
+                                                           ORDER BY u.data_type NULLS LAST) AS data_type
+                       FROM drift_watch.contract_table t
+                       LEFT JOIN LATERAL unnest(t.column_names, t.data_types) AS u(column_name, data_type) ON true) c
+               LEFT JOIN LATERAL drift_watch._canonical_types(ARRAY[c.data_type]) k ON c.data_type IS NOT NULL
+              GROUP BY 1, 2
+           LOOP
+             EXECUTE format('CREATE TABLE %I.%I (%s)', r.schema_name, r.identifier, coalesce(r.cols, ''));
+           END LOOP;
+         END $$;
+         SELECT run_check();",
+    )
+    .await
+    .unwrap();
+    let new: i32 = db
+        .query_one(
+            "SELECT deltas_new FROM drift_watch.runs ORDER BY run_id DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(new, 0, "the first check is quiet");
+    db.batch_execute(
+        "DO $$ BEGIN
+           EXECUTE (SELECT format('DROP TABLE %I.%I', schema_name, identifier)
+                      FROM drift_watch.contract_table
+                     WHERE source_name = 'zuora' AND table_name = 'account');
+         END $$;
+         SELECT run_check();",
+    )
+    .await
+    .unwrap();
+
+    let fake = FakeAsana::default();
+    let asana = fake.start().await;
+    let out = run_once("nt_gitlab", &asana);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tasks = fake.tasks();
+    assert_eq!(tasks.len(), 1, "{tasks:#?}");
+    let t = &tasks[0];
+    assert!(
+        t.name
+            .starts_with("[breaking] dbt source drift on the audit database: 1 change (account)"),
+        "{}",
+        t.name
+    );
+    for needle in [
+        "[breaking] table_missing",
+        "zuora_account_source (models/sources/zuora/zuora_account_source.sql)",
+        "zuora_account_snapshots_source",
+        "zuora_tables_date",
+        "172 models downstream",
+        "product_adoption_dashboard (dashboard",
+        "pump_marketing_contact",
+        "pump_product_usage_free_user_metrics_monthly",
+    ] {
+        assert!(t.notes.contains(needle), "{needle:?} in {}", t.notes);
+    }
+}
