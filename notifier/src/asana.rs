@@ -730,6 +730,21 @@ mod tests {
         );
     }
 
+    /// An owner from dbt meta that could change the request's path is never sent: the base URL
+    /// points at a closed port, so a request would fail as Transient instead.
+    #[tokio::test]
+    async fn an_owner_that_is_neither_an_email_nor_a_gid_is_never_sent() {
+        let asana = Asana::new("http://127.0.0.1:9", "token", "12".into(), None, None).unwrap();
+        for owner in ["../../tasks/1", "a@b/../../x", "@team data", "me", ""] {
+            assert_eq!(asana.resolve_user(owner).await.unwrap(), None, "{owner}");
+        }
+        // An email or a gid is asked for (and this port refuses: transient, not cached).
+        assert!(matches!(
+            asana.resolve_user("ana@example.com").await,
+            Err(SinkError::Transient(_))
+        ));
+    }
+
     /// A non-numeric task gid is refused before any request: the base URL points at a closed
     /// port, so a request would fail as Transient instead.
     #[tokio::test]

@@ -129,6 +129,12 @@ DROP ROLE imp_nobody;
 -- A bad owner or severity is a located error, and nothing is stored.
 SELECT load_contract('imp_proj/models/bad.yml', E'sources:\n  - name: x\n    tables:\n      - name: t\n        meta: {drift_watch: {severity: urgent}}\n');
 
+-- A ref cycle (two models reading each other; dbt refuses it, a hostile push need not) still
+-- terminates, each model counted once.
+SELECT load_contract('imp_proj/models/cyc_a.sql', E'select * from {{ source(''imp'', ''customers'') }} join {{ ref(''cyc_b'') }}');
+SELECT load_contract('imp_proj/models/cyc_b.sql', E'select * from {{ ref(''cyc_a'') }}');
+SELECT column_name, models_downstream FROM drift_watch.impact(NULL) WHERE column_name = 'phone';
+
 -- Clean up for the next suite.
 SELECT drift_watch.forget_contracts_under('imp_proj/');
 DROP SCHEMA imp CASCADE;
