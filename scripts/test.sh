@@ -106,6 +106,10 @@ if [ $rc -ne 0 ]; then
 fi
 summary+=("sql regression: $(echo $tests | wc -w) suites passed ($(echo $tests))")
 
+step "PostgreSQL 13, 14, 16, 17 and 18 as targets: drift_diff on the real-data pairs, as through 15"
+bash tests/majors.sh "$AUDIT_PORT" "$W" | tee "$W/majors.log"
+summary+=("majors: $(grep -c 'identical to 15$' "$W/majors.log") other majors (13 14 16 17 18) = 15 on $(grep -om1 '[0-9]* pairs, [0-9]* rows' "$W/majors.log") each")
+
 step "backup: pg_dump + pg_restore of an audit database keeps the run state"
 bash tests/dump_restore.sh "$AUDIT_PORT" "$APP_PORT" "$W" 2> >(grep -v "circular foreign-key\|detail: outbox\|hint: \(You might\|Consider using\)" >&2)
 summary+=("backup: dump + restore announces nothing new")

@@ -1,7 +1,8 @@
 -- Contract data types through the server's own type parser: the type oid, the modifier (NULL when
--- the spelling has none) and the canonical spelling (format_type). Built-in types are answered
--- here (their oids are the same on every server); a name this database does not know as a
--- built-in (enum, domain, any user type) is marked `needs_target` and resolved on the target,
+-- the spelling has none) and the canonical spelling (format_type). Built-in types with fixed oids
+-- (below 10000, the same on every server and major) are answered here; any other name (enum,
+-- domain, user type, or a type initdb numbers, such as information_schema's) is marked
+-- `needs_target` and resolved on the target,
 -- where the application's types live. A spelling Postgres cannot parse gets its error text.
 CREATE FUNCTION drift_watch._canonical_types(spellings text[])
 RETURNS TABLE (spelling text, type_oid oid, typmod integer, canonical text, needs_target boolean,
@@ -24,7 +25,7 @@ BEGIN
         BEGIN
             SELECT p.type_oid, p.typmod INTO t, m FROM drift_watch._parse_type(s) AS p;
             -- pgrx returns InvalidOid as NULL.
-            IF t IS NULL OR t = 0 OR t >= 16384::oid THEN
+            IF t IS NULL OR t = 0 OR t >= 10000::oid THEN
                 needs_target := true;
             ELSE
                 type_oid := t;

@@ -18,7 +18,7 @@ REALDATA=${REALDATA:-$PWD/../shared/realdata}
 REALDATA=$(cd "$REALDATA" && pwd)
 export REALDATA
 MAJORS=(13 14 16 17 18)
-DBS=(gisia_2025_10 gisia_2025_11 gisia_2026_05 pagila_2018 pagila_2022 mb_2022 mb_head chinook_pascal chinook_snake)
+DBS=(gisia_2025_10 gisia_2025_11 gisia_2026_05 pagila_2018 pagila_2022 mb_2022 mb_head chinook_pascal chinook_snake types_probe)
 # name|contract|target|expect: the contract is gen:DB (generated from DB's columns and types on
 # 15, as tests/sql/realdata.sql does) or a dbt file under REALDATA; expect is drift or none.
 PAIRS=(
@@ -32,6 +32,8 @@ PAIRS=(
   "chinook_sources->chinook_snake|chinook/dbt_sources_chinook-pipeline.yml|chinook_snake|drift"
   "geomusic_sources->mb_head|musicbrainz/dbt_sources_geomusic_musicbrainz.yml|mb_head|none"
   "jeanneta_sources->pagila_2022|pagila/dbt_sources_dvdrental_jeanneta.yml|pagila_2022|none"
+  # Types whose oids initdb assigns, different on each major (information_schema's domains).
+  "types_probe->types_probe|gen:types_probe|types_probe|none"
 )
 
 started=() loads=()
@@ -82,6 +84,14 @@ for major in 15 "${MAJORS[@]}"; do
     || { cat "$W/load-$major.log" >&2; die "majors: loading the real schemas into PostgreSQL $major failed"; }
 done
 
+# Columns of built-in types whose oids differ between majors (assigned by initdb, >= 10000), and
+# of fixed ones, in a database of their own.
+for major in 15 "${MAJORS[@]}"; do
+  pg "${PORT[$major]}" -c "CREATE DATABASE types_probe" >/dev/null
+  pg "${PORT[$major]}" -d types_probe -c "CREATE TABLE public.t (id int, c information_schema.sql_identifier,
+      n information_schema.cardinal_number, y information_schema.yes_or_no, ts timestamptz, v varchar(40))" >/dev/null
+done
+
 log "majors: loaded (${SECONDS}s)"
 pg "$audit_port" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS majors WITH (FORCE)" \
   -c "CREATE DATABASE majors"
@@ -109,7 +119,8 @@ pg "$audit_port" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXI
 pg "$audit_port" -d majors <<'SQL'
 SET client_min_messages = warning;
 -- Columns of ordinary and partitioned tables on a server, as in tests/sql/realdata.sql, with the
--- oid of built-in types (drift_diff compares types by oid, and formats built-ins locally).
+-- oid of built-in types with fixed oids (below 10000: drift_diff compares those by oid, formats them
+-- locally, and resolves every other type by name on the target).
 CREATE FUNCTION catalog_of(server text, canonical boolean)
 RETURNS TABLE (nsp text, rel text, col text, attnum int, typ text, builtin_oid int8, typmod int)
 LANGUAGE sql AS $fn$
@@ -117,7 +128,7 @@ LANGUAGE sql AS $fn$
     CASE WHEN canonical THEN 'SET search_path = pg_catalog; ' ELSE '' END || $q$
     SELECT n.nspname::text, c.relname::text, a.attname::text, a.attnum::int,
            format_type(a.atttypid, a.atttypmod),
-           CASE WHEN a.atttypid < 16384 THEN a.atttypid::int8 END, a.atttypmod
+           CASE WHEN a.atttypid < 10000 THEN a.atttypid::int8 END, a.atttypmod
       FROM pg_class c
       JOIN pg_namespace n ON n.oid = c.relnamespace
       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped

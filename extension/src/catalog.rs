@@ -213,8 +213,11 @@ pub struct CatalogQuery {
 ///
 /// Types are compared by oid and typmod; `format_type` is only for display. It must run with `search_path = pg_catalog`: `format_type` then qualifies every type outside
 /// pg_catalog, so the spellings shown do not depend on the caller's path.
-/// `FirstNormalObjectId`: oids below it are assigned at initdb and fixed across servers.
-const FIRST_NORMAL_OID: u32 = 16384;
+/// `FirstGenbkiObjectId`: oids below it are hand-assigned in PostgreSQL's catalog data and mean
+/// the same type on every server of every major. Oids from here up to 16383 are assigned when a
+/// server is built or initialised (`information_schema.sql_identifier` is 13117 on 13, 13226 on
+/// 15, 13163 on 18: found by tests/majors.sh), so they are resolved by name, like user types.
+const FIRST_UNFIXED_OID: u32 = 10000;
 
 pub const RESULT_COLUMNS: &str =
     "kind int4, ord int4, attnum int4, typid int8, typmod int4, name text, spelling text, reloid int8";
@@ -256,7 +259,7 @@ pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> Catalo
           WHERE EXISTS (SELECT 1 FROM missing) \
          UNION ALL \
          SELECT 0, r.ord::int4, a.attnum::int4, a.atttypid::int8, a.atttypmod, a.attname::text, \
-                CASE WHEN a.atttypid >= {FIRST_NORMAL_OID} THEN format_type(a.atttypid, a.atttypmod) END, \
+                CASE WHEN a.atttypid >= {FIRST_UNFIXED_OID} THEN format_type(a.atttypid, a.atttypmod) END, \
                 NULL \
            FROM rel r \
            JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
