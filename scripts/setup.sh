@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything drift_watch needs on a fresh Debian 12 machine, idempotently:
 # PostgreSQL 15 server + headers + pg_cron, clang (bindgen), systemd-analyze (the unit check),
-# cargo-pgrx 0.18.0, `cargo pgrx init`.
+# dpkg-dev + lintian (scripts/package.sh, tests/package.sh), cargo-pgrx 0.18.0, `cargo pgrx init`.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 PGRX_VERSION=0.18.0
 packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-cron
-          libclang-dev clang sudo pkg-config python3 python3-venv systemd openssl)
+          libclang-dev clang sudo pkg-config python3 python3-venv systemd openssl
+          dpkg-dev lintian)
 
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

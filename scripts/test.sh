@@ -6,6 +6,10 @@
 #   4. SQL regression suites (tests/sql, tests/expected) run by pg_regress against real clusters
 #      started here: an audit cluster with the extension, and an app cluster holding the real
 #      schemas from ../shared/realdata, read through foreign servers.
+#   5. tests/majors.sh: real PostgreSQL 13, 14, 16, 17, 18 servers as targets (drift_diff = 15's)
+#   6. backup (dump/restore), replica faults, the notifier's tests (unit, delivery, routing,
+#      end to end, soak), real dbt's manifest
+#   7. tests/package.sh: the .deb packages built, linted, installed, exercised and purged (last)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -133,6 +137,12 @@ summary+=("notifier: $(grep '^test result' "$W/notifier.log" | awk '{s+=$4} END 
 step "real dbt: a manifest from dbt parse loads the same contract as the YAML files"
 bash tests/real_dbt.sh "$AUDIT_PORT" "$W" "$ROOT/target/debug/drift-notifier" 2> >(grep -v "does not exist, skipping" >&2)
 summary+=("real dbt: $(grep -o 'dbt [0-9.]*' <<<"$("${DW_DBT_VENV:-$HOME/.cache/drift_watch/dbt-venv}/bin/dbt" --version 2>/dev/null | grep installed)" || echo "dbt") manifest = YAML contract")
+
+step "Debian packages: scripts/package.sh, lintian, apt-get install, CREATE EXTENSION, the unit verified and run as it says, purge"
+# Last: the packages overwrite, then remove, the extension files installed in step 3; the test
+# puts those files back byte for byte.
+bash tests/package.sh "$W"
+summary+=("packages: $(cat "$W/package/summary")")
 
 log "summary"
 printf '  %s\n' "${summary[@]}"
