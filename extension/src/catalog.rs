@@ -21,7 +21,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::error::DriftError;
-use crate::spi_rows;
+use crate::spi_rows::{self, ty};
 
 /// Where the live schema is read from.
 pub enum Target<'a> {
@@ -221,6 +221,17 @@ const FIRST_UNFIXED_OID: u32 = 10000;
 
 pub const RESULT_COLUMNS: &str =
     "kind int4, ord int4, attnum int4, typid int8, typmod int4, name text, spelling text, reloid int8";
+/// The types of `RESULT_COLUMNS`, as `spi_rows` checks them.
+const RESULT_TYPES: &[pgrx::pg_sys::Oid] = &[
+    ty::INT4,
+    ty::INT4,
+    ty::INT4,
+    ty::INT8,
+    ty::INT4,
+    ty::TEXT,
+    ty::TEXT,
+    ty::INT8,
+];
 
 pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> CatalogQuery {
     let relations: Vec<(String, String)> = contract
@@ -326,7 +337,7 @@ pub fn read_live(
             // Every entry point runs with search_path = pg_catalog, pg_temp (pinned on the
             // function), so format_type qualifies every type outside pg_catalog.
             let mut rows = LiveRows::new(&query);
-            spi_rows::for_each(client, &query.sql, &[], |row| rows.push(row))?;
+            spi_rows::for_each(client, &query.sql, &[], RESULT_TYPES, |row| rows.push(row))?;
             rows
         }
         Target::Server(server) => {
@@ -367,6 +378,7 @@ pub fn read_live(
                     client,
                     &sql,
                     &[server.as_str().into(), remote.as_str().into()],
+                    RESULT_TYPES,
                     |row| rows.push(row),
                 )?;
                 Ok(rows)
@@ -537,6 +549,7 @@ fn spell_builtin_types<'a>(
         "SELECT t::int8, m, pg_catalog.format_type(t::oid, m)::text
            FROM unnest($1::int8[], $2::int4[]) AS u(t, m)",
         &[oids.into(), typmods.into()],
+        &[ty::INT8, ty::INT4, ty::TEXT],
         |row| {
             if let (Some(t), Some(m), Some(name)) = (row.int8(0), row.int4(1), row.text(2)) {
                 out.insert((t as u32, m), Arc::from(name));

@@ -9,7 +9,7 @@ use pgrx::spi::SpiClient;
 
 use crate::catalog::LiveRead;
 use crate::error::DriftError;
-use crate::spi_rows;
+use crate::spi_rows::{self, ty};
 
 /// What a run recorded.
 struct Counts {
@@ -45,6 +45,17 @@ pub fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines,
                 type_oids, typmods, type_names
            FROM drift_watch.snapshot WHERE target = $1",
         &[target.into()],
+        &[
+            ty::TEXT,
+            ty::TEXT,
+            ty::INT8,
+            ty::TEXT,
+            ty::INT4_ARRAY,
+            ty::TEXT_ARRAY,
+            ty::INT8_ARRAY,
+            ty::INT4_ARRAY,
+            ty::TEXT_ARRAY,
+        ],
         |row| {
             let attnums = row.int4_array(4);
             let names = row.text_array(5);

@@ -13,7 +13,7 @@ use pgrx::varlena;
 
 use crate::error::DriftError;
 
-/// One deformed row. Column types are the caller's contract with its own query, checked once
+/// One deformed row. Column types are the caller's declaration (`for_each`'s `types`), checked
 /// against the result descriptor before the first row is read.
 pub struct Row<'a> {
     values: &'a [pg_sys::Datum],
@@ -118,11 +118,27 @@ unsafe fn text_datum(datum: pg_sys::Datum) -> String {
     String::from_utf8_lossy(varlena::varlena_to_byte_slice(ptr)).into_owned()
 }
 
-/// Runs `sql` and calls `each` with every row; `types` are the expected column type oids.
+/// Column types a result may have, as `Row`'s accessors read them.
+pub mod ty {
+    use pgrx::pg_sys::{self, Oid};
+    pub const INT4: Oid = pg_sys::INT4OID;
+    pub const INT8: Oid = pg_sys::INT8OID;
+    pub const TEXT: Oid = pg_sys::TEXTOID;
+    pub const BOOL: Oid = pg_sys::BOOLOID;
+    pub const TEXT_ARRAY: Oid = pg_sys::TEXTARRAYOID;
+    pub const BOOL_ARRAY: Oid = pg_sys::BOOLARRAYOID;
+    pub const INT4_ARRAY: Oid = pg_sys::INT4ARRAYOID;
+    pub const INT8_ARRAY: Oid = pg_sys::INT8ARRAYOID;
+}
+
+/// Runs `sql` and calls `each` with every row. `types` are the result's column types, one per
+/// column in order: the result descriptor must match them exactly before any row is read, so
+/// each accessor (`Row::text(i)` on a `text` column, ...) reads the type it expects.
 pub fn for_each(
     client: &SpiClient<'_>,
     sql: &str,
     args: &[DatumWithOid<'_>],
+    types: &[pg_sys::Oid],
     mut each: impl FnMut(&Row<'_>) -> Result<(), DriftError>,
 ) -> Result<(), DriftError> {
     // Only the row count is taken from pgrx's wrapper; rows are read from SPI_tuptable below.
@@ -137,22 +153,13 @@ pub fn for_each(
         let desc = (*tuptable).tupdesc;
         let natts = (*desc).natts as usize;
         let attrs = (*desc).attrs.as_slice(natts);
-        for attr in attrs {
-            let readable = matches!(
-                attr.atttypid,
-                pg_sys::INT4OID
-                    | pg_sys::INT8OID
-                    | pg_sys::TEXTOID
-                    | pg_sys::BOOLOID
-                    | pg_sys::TEXTARRAYOID
-                    | pg_sys::BOOLARRAYOID
-                    | pg_sys::INT4ARRAYOID
-                    | pg_sys::INT8ARRAYOID
-            );
-            if !readable {
-                pg_sys::SPI_freetuptable(tuptable);
-                return Err(DriftError::Internal("unexpected column type in a result"));
-            }
+        let matches = attrs.len() == types.len()
+            && attrs.iter().zip(types).all(|(attr, t)| attr.atttypid == *t);
+        if !matches {
+            pg_sys::SPI_freetuptable(tuptable);
+            return Err(DriftError::Internal(
+                "a result's column types are not the ones its reader expects",
+            ));
         }
         let mut values = vec![pg_sys::Datum::from(0usize); natts];
         let mut nulls = vec![true; natts];

@@ -8,7 +8,7 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
 use crate::error::DriftError;
-use crate::spi_rows;
+use crate::spi_rows::{self, ty};
 
 /// Replaces everything previously loaded from `origin` with `contract`, in the caller's
 /// transaction. Returns the number of source tables now held from `origin`.
@@ -254,6 +254,21 @@ pub fn read_contract(client: &SpiClient<'_>) -> Result<Vec<ContractTable>, Drift
            FROM drift_watch.contract_table
           ORDER BY source_name, table_name",
         &[],
+        &[
+            ty::TEXT,
+            ty::TEXT,
+            ty::TEXT,
+            ty::TEXT,
+            ty::TEXT,
+            ty::TEXT_ARRAY,
+            ty::TEXT_ARRAY,
+            ty::BOOL_ARRAY,
+            ty::TEXT,
+            ty::TEXT,
+            ty::TEXT_ARRAY,
+            ty::BOOL,
+            ty::BOOL,
+        ],
         |row| {
             // Stored by this extension from parsed change names; an unknown one cannot occur.
             let changes = |s: Option<String>| {
