@@ -662,7 +662,7 @@ pub fn week_of(date: &str) -> String {
 pub fn owner_note(owner: &str, known: bool) -> String {
     if known {
         format!(
-            "<strong>Owner</strong>: {} (from the dbt meta of the sources below).",
+            "<strong>Owner</strong>: {} (from these sources' dbt meta).",
             xml(owner)
         )
     } else {
@@ -674,10 +674,10 @@ pub fn owner_note(owner: &str, known: bool) -> String {
     }
 }
 
-/// `note` inserted just before the marker line of a task body.
+/// `note` as the first line of a task body.
 pub fn with_note(html: &str, note: &str) -> String {
-    match html.rfind("<hr/>") {
-        Some(at) => format!("{}\n{note}\n{}", &html[..at], &html[at..]),
+    match html.strip_prefix("<body>") {
+        Some(rest) => format!("<body>{note}\n{rest}"),
         None => html.to_string(),
     }
 }
@@ -1092,7 +1092,11 @@ mod tests {
         );
         let noted = with_note(h, &owner_note("ana@example.com", false));
         assert!(noted.contains("is not an Asana user"));
-        assert!(noted.find("Owner").unwrap() < noted.find("drift_watch marker").unwrap());
+        assert!(
+            noted.starts_with("<body><strong>Owner</strong>: ana@example.com"),
+            "{noted}"
+        );
+        assert!(noted.ends_with("</body>"));
     }
 
     #[test]

@@ -748,7 +748,7 @@ async fn migrations_on_the_primary_become_one_asana_task_through_the_replica_and
         "Not read by its 1 direct child: none of their SQL names body.",
         "No dbt model reads this table.",
         "Exposures: weekly_revenue (dashboard, owner Carol Finance)",
-        "Owner: ana@example.com (from the dbt meta of the sources below).",
+        "Owner: ana@example.com (from these sources' dbt meta).",
     ] {
         assert!(task.notes.contains(needle), "{needle:?} in {}", task.notes);
     }
