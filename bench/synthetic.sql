@@ -109,6 +109,21 @@ CREATE FUNCTION bench.catalog_query() RETURNS text LANGUAGE sql STABLE AS $$
   FROM (SELECT DISTINCT schema_name, identifier FROM drift_watch.contract_table) r
 $$;
 
+-- The floor: the least any tool must ask of the catalog for the same relations, relation and
+-- column names plus one format_type per column (oids = true: the type oid and typmod instead).
+CREATE FUNCTION bench.minimal_query(oids boolean) RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT format(
+    'SELECT c.relname::text AS b, a.attname::text AS c, %s '
+    'FROM unnest(ARRAY[%s]::name[], ARRAY[%s]::name[]) AS w(nsp, rel) '
+    'JOIN pg_namespace n ON n.nspname = w.nsp '
+    'JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel '
+    'JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped',
+    CASE WHEN oids THEN 'a.atttypid AS t, a.atttypmod AS m' ELSE 'format_type(a.atttypid, a.atttypmod) AS f' END,
+    string_agg(quote_literal(schema_name), ',' ORDER BY schema_name COLLATE "C", identifier COLLATE "C"),
+    string_agg(quote_literal(identifier), ',' ORDER BY schema_name COLLATE "C", identifier COLLATE "C"))
+  FROM (SELECT DISTINCT schema_name, identifier FROM drift_watch.contract_table) r
+$$;
+
 -- What dbt's postgres adapter runs per relation (get_columns_in_relation), one query per table.
 CREATE FUNCTION bench.information_schema_queries() RETURNS SETOF text LANGUAGE sql STABLE AS $$
   SELECT format('select column_name, data_type, character_maximum_length, numeric_precision, '
