@@ -242,9 +242,10 @@ SELECT NULLIF(s.target, '') AS target, s.schema_name, s.identifier AS table_name
   CROSS JOIN LATERAL (
        SELECT string_agg(DISTINCT t.source_name, ', ') AS source_names,
               array_agg(DISTINCT n) FILTER (WHERE n IS NOT NULL) AS names
-         FROM drift_watch.contract_table t
+         FROM drift_watch._target_contract(s.target) m
+         JOIN drift_watch.contract_table t ON t.id = m.table_id
          LEFT JOIN LATERAL unnest(t.column_names) AS n ON true
-        WHERE t.schema_name = s.schema_name AND t.identifier = s.identifier) c
+        WHERE m.live_schema = s.schema_name AND t.identifier = s.identifier) c
   CROSS JOIN LATERAL (
        SELECT count(*)::integer AS documented FROM unnest(s.column_names) AS l
         WHERE l = ANY (coalesce(c.names, '{}'))) d
@@ -272,40 +273,42 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 WITH RECURSIVE
 d AS (
-    SELECT d.id, d.schema_name, d.table_name, d.change,
+    SELECT d.id, d.target, d.schema_name, d.table_name, d.change,
            CASE WHEN d.change IN ('removed', 'retyped') THEN d.column_name
                 WHEN d.change = 'renamed' THEN d.renamed_from END AS read_column
       FROM drift_watch.delta d WHERE d.id = ANY (ids)),
+-- The contract tables on each delta's relation, as its target reads them (source mappings).
 rel AS (
-    SELECT r.schema_name, r.table_name, t.source_name AS src, t.table_name AS tbl, t.owner,
-           t.severity
-      FROM (SELECT DISTINCT schema_name, table_name FROM d) r
-      JOIN drift_watch.contract_table t
-        ON t.schema_name = r.schema_name AND t.identifier = r.table_name),
-reach (schema_name, table_name, node, direct) AS (
-    SELECT DISTINCT r.schema_name, r.table_name, e.child_id, true
+    SELECT r.target, r.schema_name, r.table_name, t.source_name AS src, t.table_name AS tbl,
+           t.owner, t.severity
+      FROM (SELECT DISTINCT target, schema_name, table_name FROM d) r
+      CROSS JOIN LATERAL drift_watch._target_contract(r.target) c
+      JOIN drift_watch.contract_table t ON t.id = c.table_id
+     WHERE c.live_schema = r.schema_name AND t.identifier = r.table_name),
+reach (target, schema_name, table_name, node, direct) AS (
+    SELECT DISTINCT r.target, r.schema_name, r.table_name, e.child_id, true
       FROM rel r JOIN drift_watch.lineage_edge e
         ON e.source_name = r.src AND e.table_name = r.tbl
     UNION
-    SELECT r.schema_name, r.table_name, e.child_id, false
+    SELECT r.target, r.schema_name, r.table_name, e.child_id, false
       FROM reach r JOIN drift_watch.lineage_edge e ON e.parent_id = r.node),
 reached AS (
-    SELECT r.schema_name, r.table_name, r.node, bool_or(r.direct) AS direct
-      FROM reach r GROUP BY 1, 2, 3),
+    SELECT r.target, r.schema_name, r.table_name, r.node, bool_or(r.direct) AS direct
+      FROM reach r GROUP BY 1, 2, 3, 4),
 node AS (
     SELECT DISTINCT ON (n.unique_id) n.*
       FROM drift_watch.lineage_node n
      WHERE n.unique_id IN (SELECT node FROM reached)
      ORDER BY n.unique_id, n.origin),
 per_table AS (
-    SELECT r.schema_name, r.table_name,
+    SELECT r.target, r.schema_name, r.table_name,
            count(*) FILTER (WHERE n.resource_type = 'model') AS models,
            coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                         'name', n.name, 'type', n.exposure_type, 'url', n.url,
                         'owner', n.owner_name, 'email', n.owner_email)) ORDER BY n.name)
                     FILTER (WHERE n.resource_type = 'exposure'), '[]') AS exposures
       FROM reached r JOIN node n ON n.unique_id = r.node
-     GROUP BY 1, 2),
+     GROUP BY 1, 2, 3),
 per_delta AS (
     SELECT d.id,
            jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
@@ -315,17 +318,18 @@ per_delta AS (
                ORDER BY n.name) AS direct,
            bool_or(cardinality(c.lines) > 0 OR cardinality(c.star_lines) > 0) AS read
       FROM d
-      JOIN reached r ON r.schema_name = d.schema_name AND r.table_name = d.table_name AND r.direct
+      JOIN reached r ON r.target = d.target AND r.schema_name = d.schema_name
+                    AND r.table_name = d.table_name AND r.direct
       JOIN node n ON n.unique_id = r.node
       LEFT JOIN LATERAL drift_watch._column_refs(n.code, d.read_column) c
              ON d.read_column IS NOT NULL
      GROUP BY d.id),
 meta AS (
-    SELECT r.schema_name, r.table_name,
+    SELECT r.target, r.schema_name, r.table_name,
            (array_agg(r.owner ORDER BY r.src, r.tbl) FILTER (WHERE r.owner IS NOT NULL))[1] AS owner,
            (array_agg(r.severity ORDER BY array_position(ARRAY['breaking', 'risky', 'info'], r.severity))
                 FILTER (WHERE r.severity IS NOT NULL))[1] AS severity
-      FROM rel r GROUP BY 1, 2)
+      FROM rel r GROUP BY 1, 2, 3)
 SELECT d.id,
        coalesce(m.severity,
                 CASE WHEN d.change IN ('added', 'undocumented') THEN 'info'
@@ -340,9 +344,9 @@ SELECT d.id,
                               'exposures', coalesce(t.exposures, '[]'),
                               'column', d.read_column) END
   FROM d
-  LEFT JOIN per_table t USING (schema_name, table_name)
+  LEFT JOIN per_table t USING (target, schema_name, table_name)
   LEFT JOIN per_delta p ON p.id = d.id
-  LEFT JOIN meta m USING (schema_name, table_name)
+  LEFT JOIN meta m USING (target, schema_name, table_name)
 $$;
 
 -- What each open delta breaks downstream, with the lineage as it stands now (see _impact; the
@@ -875,6 +879,11 @@ GRANT SELECT ON drift_watch.contract_origin, drift_watch.contract_table, drift_w
                 drift_watch.ignore_rule, drift_watch.lineage_node, drift_watch.lineage_edge
    TO drift_watch_checker;
 GRANT EXECUTE ON FUNCTION drift_watch.impact(text) TO drift_watch_checker, drift_watch_notifier;
+-- Reading the contract as a target sees it (source mappings), for the checker's own reads and the
+-- views it and the notifier read.
+GRANT SELECT ON drift_watch.source_map, drift_watch.target_sources TO drift_watch_checker;
+GRANT EXECUTE ON FUNCTION drift_watch._source_targets(), drift_watch._target_contract(text)
+   TO drift_watch_checker, drift_watch_notifier;
 GRANT SELECT ON drift_watch.runs, drift_watch.open_deltas, drift_watch.resolved_deltas,
                 drift_watch.undocumented_columns, drift_watch.coverage
    TO drift_watch_checker, drift_watch_notifier;
@@ -903,6 +912,8 @@ GRANT EXECUTE ON FUNCTION drift_watch.outbox_claim(double precision),
    TO drift_watch_notifier;
 GRANT EXECUTE ON FUNCTION drift_watch.load_contract(text, text), drift_watch.forget_contract(text),
                           drift_watch.forget_contracts_under(text),
+                          drift_watch.map_sources(text, text, text),
+                          drift_watch.unmap_sources(text, text),
                           drift_watch.contract_summary(text[])
    TO drift_watch_loader;
 

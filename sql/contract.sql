@@ -40,6 +40,9 @@ CREATE TABLE drift_watch.contract_table (
     -- Asana user gid; and a severity that meta fixes for every change of the table.
     owner         text,
     severity      text CHECK (severity IN ('breaking', 'risky', 'info')),
+    -- drift_watch: {target: ..., live_schema: ...} in dbt meta (map_sources overrides).
+    meta_target      text,
+    meta_live_schema text,
     CHECK (cardinality(data_types) = cardinality(column_names)
            AND cardinality(quoted) = cardinality(column_names)
            AND cardinality(column_ignore) IN (0, cardinality(column_names))),
@@ -81,7 +84,54 @@ CREATE INDEX lineage_edge_parent_idx ON drift_watch.lineage_edge (parent_id);
 CREATE INDEX lineage_edge_source_idx ON drift_watch.lineage_edge (source_name, table_name);
 CREATE INDEX lineage_edge_origin_idx ON drift_watch.lineage_edge (origin);
 
+-- Which target checks which dbt sources, and in which schema they live there
+-- (drift_watch.map_sources). A target with mappings checks only the sources mapped to it; a
+-- target without any checks the whole contract.
+CREATE TABLE drift_watch.source_map (
+    target         text NOT NULL CHECK (target <> ''),
+    source_pattern text NOT NULL CHECK (source_pattern <> ''),
+    live_schema    text CHECK (live_schema <> ''),
+    mapped_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    mapped_by      name NOT NULL DEFAULT session_user,
+    PRIMARY KEY (target, source_pattern)
+);
+
+-- Each contract table's mappings: (table, target, live schema). A SQL mapping whose pattern
+-- matches the source wins (the longest pattern, per target); a source no SQL mapping matches
+-- follows its dbt meta (drift_watch: {target, live_schema}).
+CREATE FUNCTION drift_watch._source_targets()
+RETURNS TABLE (table_id bigint, target text, live_schema text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    (SELECT DISTINCT ON (t.id, m.target) t.id, m.target, m.live_schema
+       FROM drift_watch.contract_table t
+       JOIN drift_watch.source_map m ON t.source_name LIKE m.source_pattern
+      ORDER BY t.id, m.target, length(m.source_pattern) DESC, m.source_pattern)
+    UNION ALL
+    SELECT t.id, t.meta_target, t.meta_live_schema
+      FROM drift_watch.contract_table t
+     WHERE t.meta_target IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM drift_watch.source_map m WHERE t.source_name LIKE m.source_pattern)
+$$;
+
+-- The contract tables `target` checks ('' or NULL: this database), with the schema each is read
+-- in: all of them when nothing maps to the target.
+CREATE FUNCTION drift_watch._target_contract(target text)
+RETURNS TABLE (table_id bigint, live_schema text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH m AS (SELECT * FROM drift_watch._source_targets() s
+                WHERE s.target = coalesce(_target_contract.target, ''))
+    SELECT t.id, coalesce(m.live_schema, t.schema_name)
+      FROM drift_watch.contract_table t
+      LEFT JOIN m ON m.table_id = t.id
+     WHERE m.table_id IS NOT NULL OR NOT EXISTS (SELECT 1 FROM m)
+$$;
+
 -- pg_dump keeps the contract (it is user data, not extension code).
+SELECT pg_catalog.pg_extension_config_dump('drift_watch.source_map', '');
 SELECT pg_catalog.pg_extension_config_dump('drift_watch.lineage_node', '');
 SELECT pg_catalog.pg_extension_config_dump('drift_watch.lineage_edge', '');
 SELECT pg_catalog.pg_extension_config_dump('drift_watch.contract_origin', '');
@@ -121,6 +171,68 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- Maps the dbt sources whose name matches `source_pattern` (a LIKE pattern) to the foreign
+-- server `target`, read in `live_schema` there when given (else the contract's schema). Returns
+-- how many sources the pattern matches now (a pattern may name sources pushed later).
+CREATE FUNCTION drift_watch.map_sources(target text, source_pattern text, live_schema text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    IF target IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_server s WHERE s.srvname = target) THEN
+        RAISE EXCEPTION 'drift_watch: unknown target "%": there is no foreign server of that name', target
+              USING ERRCODE = '42704',
+                    HINT = 'Map sources to a foreign server (CREATE SERVER ... FOREIGN DATA WRAPPER postgres_fdw).';
+    END IF;
+    IF source_pattern IS NULL OR source_pattern = '' THEN
+        RAISE EXCEPTION 'drift_watch: source_pattern must be a LIKE pattern on dbt source names'
+              USING ERRCODE = '22023';
+    END IF;
+    IF live_schema = '' THEN
+        RAISE EXCEPTION 'drift_watch: live_schema must be a schema name or NULL' USING ERRCODE = '22023';
+    END IF;
+    LOCK TABLE drift_watch.contract_origin IN SHARE ROW EXCLUSIVE MODE;
+    INSERT INTO drift_watch.source_map AS m (target, source_pattern, live_schema)
+    VALUES (map_sources.target, map_sources.source_pattern, map_sources.live_schema)
+    ON CONFLICT ON CONSTRAINT source_map_pkey
+    DO UPDATE SET live_schema = EXCLUDED.live_schema, mapped_at = pg_catalog.now(),
+                  mapped_by = session_user;
+    SELECT count(DISTINCT t.source_name)::integer INTO n
+      FROM drift_watch.contract_table t WHERE t.source_name LIKE map_sources.source_pattern;
+    RETURN n;
+END
+$$;
+
+-- Removes a mapping; true when there was one.
+CREATE FUNCTION drift_watch.unmap_sources(target text, source_pattern text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    LOCK TABLE drift_watch.contract_origin IN SHARE ROW EXCLUSIVE MODE;
+    DELETE FROM drift_watch.source_map m
+     WHERE m.target = unmap_sources.target AND m.source_pattern = unmap_sources.source_pattern;
+    RETURN FOUND;
+END
+$$;
+
+-- Which sources each target covers (and where), and which sources no target covers (target
+-- NULL; only when some source is mapped at all: otherwise every target checks everything).
+CREATE VIEW drift_watch.target_sources AS
+SELECT s.target, t.source_name, t.table_name, coalesce(s.live_schema, t.schema_name) AS live_schema,
+       t.identifier
+  FROM drift_watch.contract_table t
+  JOIN drift_watch._source_targets() s ON s.table_id = t.id
+UNION ALL
+SELECT NULL, t.source_name, t.table_name, t.schema_name, t.identifier
+  FROM drift_watch.contract_table t
+ WHERE NOT EXISTS (SELECT 1 FROM drift_watch._source_targets() s WHERE s.table_id = t.id)
+   AND EXISTS (SELECT 1 FROM drift_watch._source_targets())
+ORDER BY 1 NULLS LAST, 2, 3;
 
 -- What the given origins hold: sources, tables, documented columns.
 CREATE FUNCTION drift_watch.contract_summary(origins text[])

@@ -188,6 +188,10 @@ pub struct TablePolicy {
     /// Who owns the table: `drift_watch: {owner: ...}`, else the owner meta key (`owner`),
     /// the table's over the source's. An email or an Asana user gid.
     pub owner: Option<String>,
+    /// `drift_watch: {target: ...}`: the foreign server whose check covers this table (SQL
+    /// `map_sources` overrides), and `live_schema`: the schema it is read in there.
+    pub target: Option<String>,
+    pub live_schema: Option<String>,
 }
 
 /// One enabled source table, with names already resolved to what Postgres stores.

@@ -418,6 +418,8 @@ fn merge(entries: &[&ContractTable]) -> ContractTable {
         // The most urgent fixed severity, and the first owner (by source name).
         severity: entries.iter().filter_map(|t| t.policy.severity).min(),
         owner: entries.iter().find_map(|t| t.policy.owner.clone()),
+        target: entries.iter().find_map(|t| t.policy.target.clone()),
+        live_schema: entries.iter().find_map(|t| t.policy.live_schema.clone()),
     };
     ContractTable {
         source_name: sources.join(", "),

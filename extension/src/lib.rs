@@ -122,7 +122,7 @@ fn drift_diff(
         Target::Local => "",
     };
     let deltas = Spi::connect(|client| {
-        let contract = store::read_contract(client)?;
+        let contract = store::read_contract(client, key)?;
         let live = catalog::read_live(client, &target, &contract)?;
         // As a check would classify it now where there is a baseline; a plain diff elsewhere.
         let baselines = checks::read_baselines(client, key)?;
@@ -149,7 +149,7 @@ fn drift_diff(
 #[search_path(pg_catalog, pg_temp)]
 fn _catalog_query() -> String {
     Spi::connect(|client| {
-        let contract = store::read_contract(client)?;
+        let contract = store::read_contract(client, "")?;
         Ok(catalog::catalog_query_for(client, &contract)?.sql)
     })
     .or_report()

@@ -101,7 +101,7 @@ pub fn read(run: i64) {
     };
     let outcome = PgTryBuilder::new(|| {
         Spi::connect(|client| {
-            let contract = store::read_contract(client)?;
+            let contract = store::read_contract(client, target.as_deref().unwrap_or(""))?;
             let live_target = match target.as_deref() {
                 Some(server) => Target::Server(server),
                 None => Target::Local,

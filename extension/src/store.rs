@@ -78,6 +78,12 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
             .iter()
             .map(|t| t.policy.severity.map(|s| s.as_str()))
             .collect();
+        let meta_targets: Vec<Option<&str>> =
+            tables.iter().map(|t| t.policy.target.as_deref()).collect();
+        let meta_live_schemas: Vec<Option<&str>> = tables
+            .iter()
+            .map(|t| t.policy.live_schema.as_deref())
+            .collect();
 
         let mut col_table = Vec::new();
         let mut col_pos = Vec::new();
@@ -101,18 +107,20 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
             "INSERT INTO drift_watch.contract_table
                     (origin, table_no, source_name, table_name, database_name, schema_name,
                      identifier, column_names, data_types, quoted, undocumented, ignore_changes,
-                     schema_quoted, identifier_quoted, column_ignore, owner, severity)
+                     schema_quoted, identifier_quoted, column_ignore, owner, severity,
+                     meta_target, meta_live_schema)
              SELECT $1, t.table_no, t.source_name, t.table_name, t.database_name, t.schema_name,
                     t.identifier, COALESCE(c.names, '{}'), COALESCE(c.data_types, '{}'),
                     COALESCE(c.quoted, '{}'), t.undocumented,
                     COALESCE(string_to_array(NULLIF(t.ignore, ''), ','), '{}'),
                     t.schema_quoted, t.identifier_quoted, COALESCE(c.ignore, '{}'), t.owner,
-                    t.severity
+                    t.severity, t.meta_target, t.meta_live_schema
                FROM unnest($2::int4[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                            $13::text[], $14::text[], $15::bool[], $16::bool[], $18::text[],
-                           $19::text[])
+                           $19::text[], $20::text[], $21::text[])
                     AS t(table_no, source_name, table_name, database_name, schema_name, identifier,
-                         undocumented, ignore, schema_quoted, identifier_quoted, owner, severity)
+                         undocumented, ignore, schema_quoted, identifier_quoted, owner, severity,
+                         meta_target, meta_live_schema)
                LEFT JOIN (SELECT table_no, array_agg(name ORDER BY pos) AS names,
                                  array_agg(data_type ORDER BY pos) AS data_types,
                                  array_agg(quoted ORDER BY pos) AS quoted,
@@ -142,6 +150,8 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
                 col_ignore.into(),
                 owners.into(),
                 severities.into(),
+                meta_targets.into(),
+                meta_live_schemas.into(),
             ],
         )?;
         Ok(tables.len() as i32)
@@ -242,18 +252,24 @@ pub fn forget_origin(origin: &str) -> Result<i32, DriftError> {
     })
 }
 
-/// The whole contract, every origin, in a stable order: one row per table.
-pub fn read_contract(client: &SpiClient<'_>) -> Result<Vec<ContractTable>, DriftError> {
+/// The contract as `target` checks it ("" for this database), in a stable order: one row per
+/// table. A target that sources are mapped to (`drift_watch.map_sources`, or dbt meta) gets only
+/// those, with the schema they live in there; any other target gets the whole contract.
+pub fn read_contract(
+    client: &SpiClient<'_>,
+    target: &str,
+) -> Result<Vec<ContractTable>, DriftError> {
     let mut out = Vec::new();
     spi_rows::for_each(
         client,
-        "SELECT source_name, table_name, database_name, schema_name, identifier,
-                column_names, data_types, quoted, undocumented,
-                array_to_string(ignore_changes, ','), column_ignore, schema_quoted,
-                identifier_quoted
-           FROM drift_watch.contract_table
-          ORDER BY source_name, table_name",
-        &[],
+        "SELECT t.source_name, t.table_name, t.database_name, m.live_schema, t.identifier,
+                t.column_names, t.data_types, t.quoted, t.undocumented,
+                array_to_string(t.ignore_changes, ','), t.column_ignore, t.schema_quoted,
+                t.identifier_quoted
+           FROM drift_watch._target_contract($1) m
+           JOIN drift_watch.contract_table t ON t.id = m.table_id
+          ORDER BY t.source_name, t.table_name",
+        &[target.into()],
         &[
             ty::TEXT,
             ty::TEXT,

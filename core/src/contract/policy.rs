@@ -27,7 +27,9 @@ pub(super) enum Level {
 impl Level {
     fn expected(self) -> &'static str {
         match self {
-            Level::Source | Level::Table => "undocumented, ignore, severity, owner",
+            Level::Source | Level::Table => {
+                "undocumented, ignore, severity, owner, target, live_schema"
+            }
             Level::Column => "ignore",
         }
     }
@@ -41,6 +43,10 @@ pub(super) struct PolicyPart {
     pub severity: Option<Severity>,
     /// `drift_watch: {owner: ...}`, else the meta owner key (`owner` unless configured).
     pub owner: Option<String>,
+    /// `drift_watch: {target: ..., live_schema: ...}`: the foreign server that checks these
+    /// tables, and the schema they are read in there (SQL `map_sources` overrides).
+    pub target: Option<String>,
+    pub live_schema: Option<String>,
 }
 
 impl PolicyPart {
@@ -52,6 +58,8 @@ impl PolicyPart {
             ignore: config.ignore.or(self.ignore),
             severity: config.severity.or(self.severity),
             owner: config.owner.or(self.owner),
+            target: config.target.or(self.target),
+            live_schema: config.live_schema.or(self.live_schema),
         }
     }
 
@@ -70,6 +78,8 @@ pub(super) fn table_policy(source: PolicyPart, table: PolicyPart) -> TablePolicy
         ignore: source.ignore().union(table.ignore()),
         severity: table.severity.or(source.severity),
         owner: table.owner.or(source.owner),
+        target: table.target.or(source.target),
+        live_schema: table.live_schema.or(source.live_schema),
     }
 }
 
@@ -117,17 +127,27 @@ fn checked_owner<P: Copy>(
     at: P,
     error: &dyn Fn(P, String) -> ContractError,
 ) -> Result<String, ContractError> {
-    if let Some(c) = crate::ident::find_control_character(&owner) {
+    checked_text("owner", owner, at, error)
+}
+
+/// A meta value as text, refused (at its position) if it holds a control character.
+fn checked_text<P: Copy>(
+    what: &str,
+    value: String,
+    at: P,
+    error: &dyn Fn(P, String) -> ContractError,
+) -> Result<String, ContractError> {
+    if let Some(c) = crate::ident::find_control_character(&value) {
         return Err(error(
             at,
             format!(
-                "owner {} holds the control character {}",
-                crate::ident::escape_control_characters(&owner),
+                "{what} {} holds the control character {}",
+                crate::ident::escape_control_characters(&value),
                 super::code_point(c)
             ),
         ));
     }
-    Ok(owner.trim().to_string())
+    Ok(value.trim().to_string())
 }
 
 /// The value of the project's own owner key (`meta: {owner: ...}`): a string, or the first
@@ -261,7 +281,7 @@ pub(super) fn read<P: Copy>(
                     }
                 });
             }
-            "severity" | "owner" if level == Level::Column => {
+            "severity" | "owner" | "target" | "live_schema" if level == Level::Column => {
                 return Err(error(
                     entry.key_at,
                     format!(
@@ -299,6 +319,28 @@ pub(super) fn read<P: Copy>(
                     ));
                 };
                 part.owner = Some(checked_owner(owner, entry.value_at, error)?);
+            }
+            "target" | "live_schema" => {
+                let value = match entry.value {
+                    MetaValue::Str(s) if !s.trim().is_empty() => s,
+                    other => {
+                        return Err(error(
+                            entry.value_at,
+                            format!(
+                                "drift_watch {} must be a name (a foreign server for target, a \
+                                 schema for live_schema), not {}",
+                                entry.key,
+                                other.shown()
+                            ),
+                        ))
+                    }
+                };
+                let value = checked_text(&entry.key, value, entry.value_at, error)?;
+                if entry.key == "target" {
+                    part.target = Some(value);
+                } else {
+                    part.live_schema = Some(value);
+                }
             }
             unknown => {
                 return Err(error(

@@ -461,6 +461,43 @@ exposures:
 }
 
 #[test]
+fn target_and_live_schema_meta_map_a_source_to_a_target() {
+    let c = parse(
+        "sources:\n  - name: billing\n    schema: raw_billing\n    meta: {drift_watch: {target: billing_replica, live_schema: public}}\n    tables:\n      - name: invoices\n      - name: refunds\n        config: {meta: {drift_watch: {live_schema: archive}}}\n",
+    )
+    .unwrap();
+    let p = |i: usize| {
+        (
+            c.tables[i].policy.target.as_deref(),
+            c.tables[i].policy.live_schema.as_deref(),
+        )
+    };
+    assert_eq!(p(0), (Some("billing_replica"), Some("public")));
+    assert_eq!(
+        p(1),
+        (Some("billing_replica"), Some("archive")),
+        "the table's own wins"
+    );
+    assert_eq!(
+        c.tables[0].schema, "raw_billing",
+        "the contract's schema is kept"
+    );
+    let e = parse("sources: [{name: s, meta: {drift_watch: {target: [a]}}, tables: [{name: t}]}]")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("drift_watch target must be a name"), "{e}");
+    let e = parse(
+        "sources: [{name: s, tables: [{name: t, columns: [{name: c, meta: {drift_watch: {target: x}}}]}]}]",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("applies to sources and tables, not columns"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_model_file_is_lineage_only() {
     let c = parse_document(
         "shop_analytics/models/marts/fct_orders.sql",
@@ -1132,7 +1169,7 @@ fn a_bad_drift_watch_key_value_or_change_kind_is_an_error_at_its_position() {
     assert_eq!(
         yaml_error_at(doc, "undocumneted"),
         "models/sources.yml:7:13: unknown drift_watch meta key \"undocumneted\" (expected \
-         undocumented, ignore, severity, owner)"
+         undocumented, ignore, severity, owner, target, live_schema)"
     );
 
     let doc = "sources:\n  - name: x\n    meta: {drift_watch: {undocumented: alrt}}\n    \
@@ -1273,7 +1310,7 @@ fn manifest_policy_errors_are_located_in_the_json() {
         err.to_string(),
         format!(
             "m.json:{line}:{column}: unknown drift_watch meta key \"undocumneted\" (expected \
-             undocumented, ignore, severity, owner) (source.p.app.users)"
+             undocumented, ignore, severity, owner, target, live_schema) (source.p.app.users)"
         )
     );
 
@@ -1306,7 +1343,7 @@ fn manifest_policy_errors_are_located_in_the_json() {
     let err = parse_document("m.json", &doc).unwrap_err();
     assert!(
         err.message.starts_with(
-            "meta drift_watch must be a mapping (keys undocumented, ignore, severity, owner), not a string"
+            "meta drift_watch must be a mapping (keys undocumented, ignore, severity, owner, target, live_schema), not a string"
         ),
         "{err}"
     );
