@@ -360,19 +360,25 @@ pub fn parse_document_with(
     policy::with_owner_key(&options.owner_key, || parse_any(origin, document))
 }
 
-fn parse_model(origin: &str, document: &str) -> Result<Contract, ContractError> {
-    if document.len() > MAX_YAML_BYTES {
-        return Err(ContractError::new(
-            origin,
-            None,
-            None,
-            format!(
-                "model file is {} bytes; a model is limited to {} bytes",
-                document.len(),
-                MAX_YAML_BYTES
-            ),
-        ));
+/// Refuses a document over `MAX_YAML_BYTES` before parsing it.
+fn check_size(origin: &str, document: &str, what: &str, kind: &str) -> Result<(), ContractError> {
+    if document.len() <= MAX_YAML_BYTES {
+        return Ok(());
     }
+    Err(ContractError::new(
+        origin,
+        None,
+        None,
+        format!(
+            "{what} is {} bytes; {kind} is limited to {} bytes",
+            document.len(),
+            MAX_YAML_BYTES
+        ),
+    ))
+}
+
+fn parse_model(origin: &str, document: &str) -> Result<Contract, ContractError> {
+    check_size(origin, document, "model file", "a model")?;
     if let Some(at) = document.find('\0') {
         let (line, column) = byte_location(document, at);
         return Err(ContractError::new(
@@ -538,18 +544,7 @@ fn enabled(config: Option<bool>, legacy: Option<bool>) -> bool {
 }
 
 fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
-    if document.len() > MAX_YAML_BYTES {
-        return Err(ContractError::new(
-            origin,
-            None,
-            None,
-            format!(
-                "document is {} bytes; a dbt properties file is limited to {} bytes",
-                document.len(),
-                MAX_YAML_BYTES
-            ),
-        ));
-    }
+    check_size(origin, document, "document", "a dbt properties file")?;
     let options = serde_saphyr::options! {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
     };

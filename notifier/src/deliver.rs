@@ -219,10 +219,10 @@ async fn draft<S: Sink, D: Store>(
     sink: &S,
     store: &D,
     item: &Item,
+    info: &ItemInfo,
 ) -> Result<(render::TaskDraft, Option<CsvFile>), DeliverError> {
     Ok(match item.kind {
         Kind::RunFailed => {
-            let info = store.info(item).await?;
             let task = render::failure_task(
                 &item.target,
                 &item.marker,
@@ -233,7 +233,6 @@ async fn draft<S: Sink, D: Store>(
             (task, None)
         }
         _ => {
-            let info = store.info(item).await?;
             let mut task = render::NewDeltasTask::new(&item.target, &item.marker);
             let mut csv: Option<CsvFile> = None;
             // Owners of the exposures this drift reaches follow the task.
@@ -409,15 +408,16 @@ pub async fn deliver<S: Sink, D: Store>(
     store: &D,
     item: &Item,
 ) -> Result<String, DeliverError> {
-    if item.kind == Kind::NewDeltas && sink.digest_info() {
-        let info = store.info(item).await?;
-        if info.severity == Some(Severity::Info) {
-            return deliver_digest(sink, store, item, &info).await;
-        }
-    }
     match item.kind {
         Kind::NewDeltas | Kind::RunFailed => {
-            let (draft, csv) = draft(sink, store, item).await?;
+            let info = store.info(item).await?;
+            if item.kind == Kind::NewDeltas
+                && sink.digest_info()
+                && info.severity == Some(Severity::Info)
+            {
+                return deliver_digest(sink, store, item, &info).await;
+            }
+            let (draft, csv) = draft(sink, store, item, &info).await?;
             let mut limited = 0;
             let (gid, found) = loop {
                 // Just before every create: an earlier attempt, or a notifier whose claim ran

@@ -545,6 +545,18 @@ pub fn recovery_comment(target: &str, at: &str) -> String {
     )
 }
 
+/// `schema.table[.column]: change`, as a plain-text comment lists a delta.
+fn change_line(d: &DeltaRow) -> String {
+    let column = d.column_name.as_deref().map(|c| format!(".{c}"));
+    format!(
+        "{}.{}{}: {}",
+        d.schema_name,
+        d.table_name,
+        column.unwrap_or_default(),
+        d.change.as_str()
+    )
+}
+
 /// The comment for deltas resolved since the task was filed: `total` of them, `resolved` the
 /// first (at most `MAX_LISTED` are listed).
 pub fn resolution_comment(resolved: &[DeltaRow], total: usize, all_resolved: bool) -> String {
@@ -556,17 +568,7 @@ pub fn resolution_comment(resolved: &[DeltaRow], total: usize, all_resolved: boo
         if total == 1 { "is" } else { "are" }
     );
     for d in resolved {
-        let _ = writeln!(
-            text,
-            "- {}.{}{}: {}",
-            d.schema_name,
-            d.table_name,
-            d.column_name
-                .as_deref()
-                .map(|c| format!(".{c}"))
-                .unwrap_or_default(),
-            d.change.as_str()
-        );
+        let _ = writeln!(text, "- {}", change_line(d));
     }
     if total > resolved.len() {
         let _ = writeln!(text, "- and {} more", total - resolved.len());
@@ -607,21 +609,8 @@ pub fn digest_comment(rows: &[DeltaRow], total: usize, run_ended: &str) -> Strin
         if total == 1 { "" } else { "s" }
     );
     for d in rows {
-        let _ = writeln!(
-            text,
-            "- {}.{}{}: {}{}",
-            d.schema_name,
-            d.table_name,
-            d.column_name
-                .as_deref()
-                .map(|c| format!(".{c}"))
-                .unwrap_or_default(),
-            d.change.as_str(),
-            d.live_type
-                .as_deref()
-                .map(|t| format!(" ({t})"))
-                .unwrap_or_default()
-        );
+        let live = d.live_type.as_deref().map(|t| format!(" ({t})"));
+        let _ = writeln!(text, "- {}{}", change_line(d), live.unwrap_or_default());
     }
     if total > rows.len() {
         let _ = writeln!(text, "- and {} more", total - rows.len());
