@@ -80,6 +80,7 @@ pg "$AUDIT_PORT" -c "CREATE DATABASE regress" -c "CREATE DATABASE nocron"
   echo "CREATE EXTENSION drift_watch CASCADE;"
   echo "CREATE EXTENSION IF NOT EXISTS postgres_fdw;  -- drift_watch CASCADE installed it"
   echo "CREATE EXTENSION pg_cron;"
+  cat tests/fixtures/contract_relations.sql
   for db in $(pg "$APP_PORT" -At -c "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres','template0','template1')"); do
     echo "CREATE SERVER $db FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '$APP_PORT', dbname '$db');"
     echo "CREATE USER MAPPING FOR postgres SERVER $db OPTIONS (user 'postgres');"

@@ -315,30 +315,12 @@ async fn the_real_gitlab_manifest_names_what_a_dropped_source_breaks() {
     )
     .await
     .unwrap();
-    // Every source relation, with the contract's columns, typed where the type is a Postgres
-    // type (GitLab's are Snowflake's), as tests/sql/first_check.sql does.
+    // Every source relation, with the contract's columns (tests/fixtures/contract_relations.sql).
+    db.batch_execute(include_str!("../../tests/fixtures/contract_relations.sql"))
+        .await
+        .unwrap();
     db.batch_execute(
-        "DO $$
-         DECLARE r record;
-         BEGIN
-           FOR r IN SELECT DISTINCT schema_name FROM drift_watch.contract_table LOOP
-             EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', r.schema_name);
-           END LOOP;
-           FOR r IN
-             SELECT c.schema_name, c.identifier,
-                    string_agg(format('%I %s', c.column_name, coalesce(k.canonical, 'text')), ', '
-                               ORDER BY c.column_name) FILTER (WHERE c.column_name IS NOT NULL) AS cols
-               FROM (SELECT DISTINCT t.schema_name, t.identifier, u.column_name,
-                            first_value(u.data_type) OVER (PARTITION BY t.schema_name, t.identifier, u.column_name
-                                                           ORDER BY u.data_type NULLS LAST) AS data_type
-                       FROM drift_watch.contract_table t
-                       LEFT JOIN LATERAL unnest(t.column_names, t.data_types) AS u(column_name, data_type) ON true) c
-               LEFT JOIN LATERAL drift_watch._canonical_types(ARRAY[c.data_type]) k ON c.data_type IS NOT NULL
-              GROUP BY 1, 2
-           LOOP
-             EXECUTE format('CREATE TABLE %I.%I (%s)', r.schema_name, r.identifier, coalesce(r.cols, ''));
-           END LOOP;
-         END $$;
+        "SELECT count(*) FROM dw_create_contract_relations();
          SELECT run_check();",
     )
     .await

@@ -89,33 +89,10 @@ SELECT load_contract('gitlab/manifest.json', pg_read_file(:'manifest_path')) AS 
 SELECT schema_name, identifier, string_agg(source_name || '.' || table_name, ', ' ORDER BY source_name) AS sources
   FROM drift_watch.contract_table GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 1, 2;
 -- Its relations, created here (this database is the target): one table per relation, with the
--- contract's columns, typed where the type is a Postgres type (GitLab's are Snowflake's).
+-- contract's columns, typed where the type is a Postgres type (GitLab's are Snowflake's), by
+-- tests/fixtures/contract_relations.sql.
 CREATE TEMP TABLE gitlab_schemas AS
-SELECT DISTINCT schema_name FROM drift_watch.contract_table t
- WHERE NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = t.schema_name);
-DO $$
-DECLARE
-    r record;
-BEGIN
-    FOR r IN SELECT schema_name FROM gitlab_schemas LOOP
-        EXECUTE format('CREATE SCHEMA %I', r.schema_name);
-    END LOOP;
-    FOR r IN
-        SELECT c.schema_name, c.identifier,
-               string_agg(format('%I %s', c.column_name, coalesce(k.canonical, 'text')), ', '
-                          ORDER BY c.column_name) FILTER (WHERE c.column_name IS NOT NULL) AS cols
-          FROM (SELECT DISTINCT t.schema_name, t.identifier, u.column_name,
-                       first_value(u.data_type) OVER (PARTITION BY t.schema_name, t.identifier, u.column_name
-                                                      ORDER BY u.data_type NULLS LAST) AS data_type
-                  FROM drift_watch.contract_table t
-                  LEFT JOIN LATERAL unnest(t.column_names, t.data_types) AS u(column_name, data_type) ON true) c
-          LEFT JOIN LATERAL drift_watch._canonical_types(ARRAY[c.data_type]) k ON c.data_type IS NOT NULL
-         GROUP BY 1, 2
-    LOOP
-        EXECUTE format('CREATE TABLE %I.%I (%s)', r.schema_name, r.identifier, coalesce(r.cols, ''));
-    END LOOP;
-END
-$$;
+SELECT s AS schema_name FROM dw_create_contract_relations() AS s;
 SELECT drift_watch.run_check() AS gl1 \gset
 SELECT status, error, deltas_new FROM drift_watch.runs WHERE run_id = :gl1;
 SELECT change, count(*) FROM drift_watch.open_deltas WHERE target IS NULL GROUP BY 1 ORDER BY 1;

@@ -10,34 +10,10 @@ SELECT resource_type, count(*), count(code) AS with_sql FROM drift_watch.lineage
  GROUP BY 1 ORDER BY 1;
 SELECT count(*) > 3000 AS many_edges, count(*) FILTER (WHERE parent_id IS NULL) > 700 AS from_sources
   FROM drift_watch.lineage_edge;
--- Its relations, created here (this database is the target), as in first_check.sql (whose
--- tables in public are still there).
+-- Its relations, created here (this database is the target; first_check.sql's tables in
+-- public are still there), by tests/fixtures/contract_relations.sql.
 CREATE TEMP TABLE gitlab_schemas AS
-SELECT DISTINCT schema_name FROM drift_watch.contract_table t
- WHERE NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = t.schema_name);
-DO $$
-DECLARE
-    r record;
-BEGIN
-    FOR r IN SELECT schema_name FROM gitlab_schemas LOOP
-        EXECUTE format('CREATE SCHEMA %I', r.schema_name);
-    END LOOP;
-    FOR r IN
-        SELECT c.schema_name, c.identifier,
-               string_agg(format('%I %s', c.column_name, coalesce(k.canonical, 'text')), ', '
-                          ORDER BY c.column_name) FILTER (WHERE c.column_name IS NOT NULL) AS cols
-          FROM (SELECT DISTINCT t.schema_name, t.identifier, u.column_name,
-                       first_value(u.data_type) OVER (PARTITION BY t.schema_name, t.identifier, u.column_name
-                                                      ORDER BY u.data_type NULLS LAST) AS data_type
-                  FROM drift_watch.contract_table t
-                  LEFT JOIN LATERAL unnest(t.column_names, t.data_types) AS u(column_name, data_type) ON true) c
-          LEFT JOIN LATERAL drift_watch._canonical_types(ARRAY[c.data_type]) k ON c.data_type IS NOT NULL
-         GROUP BY 1, 2
-    LOOP
-        EXECUTE format('CREATE TABLE IF NOT EXISTS %I.%I (%s)', r.schema_name, r.identifier, coalesce(r.cols, ''));
-    END LOOP;
-END
-$$;
+SELECT s AS schema_name FROM dw_create_contract_relations() AS s;
 SELECT drift_watch.run_check() AS gl1 \gset
 SELECT status, deltas_new FROM drift_watch.runs WHERE run_id = :gl1;
 -- zuora.account disappears: breaking, with its direct children, 172 models downstream and the
