@@ -51,6 +51,10 @@ CREATE TABLE drift_watch.contract_table (
     CONSTRAINT contract_table_source_table_key UNIQUE (source_name, table_name)
 );
 CREATE INDEX contract_table_relation_idx ON drift_watch.contract_table (schema_name, identifier);
+-- A target's tables (drift_watch._target_contract): by source-name prefix and by dbt meta.
+CREATE INDEX contract_table_source_prefix_idx ON drift_watch.contract_table USING spgist (source_name);
+CREATE INDEX contract_table_meta_target_idx ON drift_watch.contract_table (meta_target)
+    WHERE meta_target IS NOT NULL;
 
 -- The dbt graph below the sources (see core/src/lineage.rs): models, snapshots and exposures,
 -- with SQL only for a source's direct children, from a manifest or a pushed project's model
@@ -115,19 +119,52 @@ AS $$
        AND NOT EXISTS (SELECT 1 FROM drift_watch.source_map m WHERE t.source_name LIKE m.source_pattern)
 $$;
 
+-- The literal text every match of a LIKE pattern starts with: the pattern up to its first
+-- unescaped % or _, unescaped ('src\_a%' -> 'src_a').
+CREATE FUNCTION drift_watch._like_prefix(pattern text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT regexp_replace(substring(pattern FROM '^((?:[^\\%_]|\\.)*)'), '\\(.)', '\1', 'g')
+$$;
+
 -- The contract tables `target` checks ('' or NULL: this database), with the schema each is read
--- in: all of them when nothing maps to the target.
+-- in. A target that some mapping names (a SQL mapping, or a source's dbt meta) checks exactly the
+-- tables mapped to it; any other target checks the whole contract in its own schemas.
+-- The work is proportional to the target's own tables, not to the whole contract: each of the
+-- target's patterns is looked up by its literal prefix in an SP-GiST index (starts-with; the
+-- LIKE decides), and meta mappings through an index on meta_target.
 CREATE FUNCTION drift_watch._target_contract(target text)
 RETURNS TABLE (table_id bigint, live_schema text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH m AS (SELECT * FROM drift_watch._source_targets() s
-                WHERE s.target = coalesce(_target_contract.target, ''))
+    WITH pat AS MATERIALIZED (
+        SELECT m.source_pattern, m.live_schema, drift_watch._like_prefix(m.source_pattern) AS prefix
+          FROM drift_watch.source_map m
+         WHERE m.target = coalesce(_target_contract.target, '')),
+    by_sql AS (
+        SELECT DISTINCT ON (t.id) t.id, p.live_schema
+          FROM pat p
+          JOIN drift_watch.contract_table t
+            ON t.source_name OPERATOR(pg_catalog.^@) p.prefix
+           AND t.source_name LIKE p.source_pattern
+         ORDER BY t.id, length(p.source_pattern) DESC, p.source_pattern),
+    by_meta AS (
+        SELECT t.id, t.meta_live_schema, t.source_name
+          FROM drift_watch.contract_table t
+         WHERE t.meta_target = coalesce(_target_contract.target, '')),
+    mapped AS (
+        SELECT b.id, b.live_schema FROM by_sql b
+        UNION ALL
+        SELECT b.id, b.meta_live_schema FROM by_meta b
+         WHERE NOT EXISTS (SELECT 1 FROM drift_watch.source_map m WHERE b.source_name LIKE m.source_pattern))
     SELECT t.id, coalesce(m.live_schema, t.schema_name)
+      FROM mapped m JOIN drift_watch.contract_table t ON t.id = m.id
+    UNION ALL
+    SELECT t.id, t.schema_name
       FROM drift_watch.contract_table t
-      LEFT JOIN m ON m.table_id = t.id
-     WHERE m.table_id IS NOT NULL OR NOT EXISTS (SELECT 1 FROM m)
+     WHERE NOT EXISTS (SELECT 1 FROM pat) AND NOT EXISTS (SELECT 1 FROM by_meta)
 $$;
 
 -- pg_dump keeps the contract (it is user data, not extension code).
@@ -194,6 +231,11 @@ BEGIN
     END IF;
     IF live_schema = '' THEN
         RAISE EXCEPTION 'drift_watch: live_schema must be a schema name or NULL' USING ERRCODE = '22023';
+    END IF;
+    -- A pattern LIKE rejects (ending in an unpaired escape character) would fail later checks.
+    IF source_pattern ~ '(^|[^\\])(\\\\)*\\$' THEN
+        RAISE EXCEPTION 'drift_watch: source_pattern % is not a valid LIKE pattern', pg_catalog.quote_literal(source_pattern)
+              USING ERRCODE = '22025', HINT = 'A backslash escapes the next character; end the pattern with \\ for a literal backslash.';
     END IF;
     LOCK TABLE drift_watch.contract_origin IN SHARE ROW EXCLUSIVE MODE;
     INSERT INTO drift_watch.source_map AS m (target, source_pattern, live_schema)

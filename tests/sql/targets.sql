@@ -71,11 +71,24 @@ SELECT source_name, schema_name, table_name, change FROM drift_diff('app')
 SELECT drift_watch.map_sources('chinook_pascal', 'billing_meta') AS sql_wins;
 SELECT target, source_name, live_schema FROM drift_watch.target_sources WHERE source_name = 'billing_meta';
 SELECT drift_watch.unmap_sources('chinook_pascal', 'billing_meta');
+-- A target that mappings name checks exactly what they map, even nothing (not the whole contract).
+SELECT drift_watch.map_sources('chinook_pascal', 'no_such_source%') AS matches_now;
+SELECT count(*) AS rows_on_chinook FROM drift_diff('chinook_pascal');
+SELECT drift_watch.unmap_sources('chinook_pascal', 'no_such_source%');
+-- LIKE escapes: an escaped _ matches only itself; the index lookup uses the unescaped prefix.
+SELECT drift_watch._like_prefix(p) AS prefix
+  FROM unnest(ARRAY['billing\_meta', 'bill%', '%meta', 'a\%b_c', 'x\\y%']) AS p;
+SELECT drift_watch.map_sources('chinook_pascal', 'billing\_meta') AS escaped,
+       drift_watch.map_sources('chinook_pascal', 'billing\_metaX') AS escaped_none,
+       drift_watch.map_sources('chinook_pascal', 'billing_me_a') AS wildcard;
+SELECT source_name, table_name FROM drift_watch.target_sources WHERE target = 'chinook_pascal';
+SELECT drift_watch.unmap_sources('chinook_pascal', p) FROM unnest(ARRAY['billing\_meta', 'billing\_metaX', 'billing_me_a']) p;
 
 -- Bad input.
 SELECT drift_watch.map_sources('no_such_server', 'shop');
 SELECT drift_watch.map_sources('app', '');
 SELECT drift_watch.map_sources('app', 'shop', '');
+SELECT drift_watch.map_sources('app', 'shop\');
 SELECT load_contract('targets/bad.yml', E'sources:\n  - name: x\n    meta: {drift_watch: {target: [a]}}\n    tables: [{name: t}]\n');
 -- Rights: the loader maps, the checker reads the view, nobody else does either.
 CREATE ROLE tg_loader IN ROLE drift_watch_loader;
