@@ -51,8 +51,8 @@ CREATE TABLE drift_watch.contract_table (
     CONSTRAINT contract_table_source_table_key UNIQUE (source_name, table_name)
 );
 CREATE INDEX contract_table_relation_idx ON drift_watch.contract_table (schema_name, identifier);
--- A target's tables (drift_watch._target_contract): by source-name prefix and by dbt meta.
-CREATE INDEX contract_table_source_prefix_idx ON drift_watch.contract_table USING spgist (source_name);
+-- A target's tables (drift_watch._target_contract): by source name and by dbt meta.
+CREATE INDEX contract_table_source_idx ON drift_watch.contract_table (source_name);
 CREATE INDEX contract_table_meta_target_idx ON drift_watch.contract_table (meta_target)
     WHERE meta_target IS NOT NULL;
 
@@ -119,48 +119,43 @@ AS $$
        AND NOT EXISTS (SELECT 1 FROM drift_watch.source_map m WHERE t.source_name LIKE m.source_pattern)
 $$;
 
--- The literal text every match of a LIKE pattern starts with: the pattern up to its first
--- unescaped % or _, unescaped ('src\_a%' -> 'src_a').
-CREATE FUNCTION drift_watch._like_prefix(pattern text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT regexp_replace(substring(pattern FROM '^((?:[^\\%_]|\\.)*)'), '\\(.)', '\1', 'g')
-$$;
-
 -- The contract tables `target` checks ('' or NULL: this database), with the schema each is read
 -- in. A target that some mapping names (a SQL mapping, or a source's dbt meta) checks exactly the
 -- tables mapped to it; any other target checks the whole contract in its own schemas.
--- The work is proportional to the target's own tables, not to the whole contract: each of the
--- target's patterns is looked up by its literal prefix in an SP-GiST index (starts-with; the
--- LIKE decides), and meta mappings through an index on meta_target.
+-- The work is proportional to the target's own tables plus the number of distinct source names,
+-- not to the whole contract: patterns are matched against the source names (found by skipping
+-- through the source_name index, one probe per name), then the matched sources' tables are
+-- fetched by index; meta mappings through an index on meta_target.
 CREATE FUNCTION drift_watch._target_contract(target text)
 RETURNS TABLE (table_id bigint, live_schema text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH pat AS MATERIALIZED (
-        SELECT m.source_pattern, m.live_schema, drift_watch._like_prefix(m.source_pattern) AS prefix
-          FROM drift_watch.source_map m
+    WITH RECURSIVE
+    pat AS MATERIALIZED (
+        SELECT m.source_pattern, m.live_schema FROM drift_watch.source_map m
          WHERE m.target = coalesce(_target_contract.target, '')),
-    by_sql AS (
-        SELECT DISTINCT ON (t.id) t.id, p.live_schema
-          FROM pat p
-          JOIN drift_watch.contract_table t
-            ON t.source_name OPERATOR(pg_catalog.^@) p.prefix
-           AND t.source_name LIKE p.source_pattern
-         ORDER BY t.id, length(p.source_pattern) DESC, p.source_pattern),
-    by_meta AS (
-        SELECT t.id, t.meta_live_schema, t.source_name
-          FROM drift_watch.contract_table t
-         WHERE t.meta_target = coalesce(_target_contract.target, '')),
-    mapped AS (
-        SELECT b.id, b.live_schema FROM by_sql b
+    names (n) AS (
+        SELECT min(t.source_name) FROM drift_watch.contract_table t WHERE EXISTS (SELECT 1 FROM pat)
         UNION ALL
-        SELECT b.id, b.meta_live_schema FROM by_meta b
-         WHERE NOT EXISTS (SELECT 1 FROM drift_watch.source_map m WHERE b.source_name LIKE m.source_pattern))
-    SELECT t.id, coalesce(m.live_schema, t.schema_name)
-      FROM mapped m JOIN drift_watch.contract_table t ON t.id = m.id
+        SELECT (SELECT min(t.source_name) FROM drift_watch.contract_table t WHERE t.source_name > names.n)
+          FROM names WHERE names.n IS NOT NULL),
+    by_sql AS MATERIALIZED (
+        SELECT DISTINCT ON (names.n) names.n AS source_name, p.live_schema
+          FROM names JOIN pat p ON names.n LIKE p.source_pattern
+         ORDER BY names.n, length(p.source_pattern) DESC, p.source_pattern),
+    by_meta AS MATERIALIZED (
+        SELECT t.id, t.meta_live_schema, t.source_name FROM drift_watch.contract_table t
+         WHERE t.meta_target = coalesce(_target_contract.target, '')),
+    meta_names AS (
+        SELECT d.n FROM (SELECT DISTINCT b.source_name AS n FROM by_meta b) d
+         WHERE NOT EXISTS (SELECT 1 FROM drift_watch.source_map m WHERE d.n LIKE m.source_pattern))
+    SELECT t.id, coalesce(s.live_schema, t.schema_name)
+      FROM by_sql s JOIN drift_watch.contract_table t ON t.source_name = s.source_name
+    UNION ALL
+    SELECT b.id, coalesce(b.meta_live_schema, t.schema_name)
+      FROM by_meta b JOIN meta_names mn ON mn.n = b.source_name
+      JOIN drift_watch.contract_table t ON t.id = b.id
     UNION ALL
     SELECT t.id, t.schema_name
       FROM drift_watch.contract_table t
