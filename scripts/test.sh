@@ -6,7 +6,9 @@
 #   4. SQL regression suites (tests/sql, tests/expected) run by pg_regress against real clusters
 #      started here: an audit cluster with the extension, and an app cluster holding the real
 #      schemas from ../shared/realdata, read through foreign servers.
-#   5. tests/majors.sh: real PostgreSQL 13, 14, 16, 17, 18 servers as targets (drift_diff = 15's)
+#   5. tests/upgrade.sh: the build's SQL is the frozen release's; ALTER EXTENSION UPDATE from every
+#      earlier release (filled) gives the same objects and keeps every row; DROP/CREATE EXTENSION
+#      tests/majors.sh: real PostgreSQL 13, 14, 16, 17, 18 servers as targets (drift_diff = 15's)
 #   6. backup (dump/restore), replica faults, the notifier's tests (unit, delivery, routing,
 #      end to end, soak), real dbt's manifest
 #   7. tests/package.sh: the .deb packages built, linted, installed, exercised and purged (last)
@@ -110,6 +112,10 @@ if [ $rc -ne 0 ]; then
   die "SQL regression suites failed"
 fi
 summary+=("sql regression: $(echo $tests | wc -w) suites passed ($(echo $tests))")
+
+step "upgrades: the build is release $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml)'s SQL; ALTER EXTENSION UPDATE from every earlier release keeps and works; DROP/CREATE EXTENSION"
+bash tests/upgrade.sh 2>&1 | grep -v "^NOTICE:  installing required extension" | tee "$W/upgrade.log"
+summary+=("upgrades: $(grep -c '^.*updated to [0-9.]*: same' "$W/upgrade.log") earlier release(s) updated to the same objects, every row kept")
 
 step "PostgreSQL 13, 14, 16, 17 and 18 as targets: drift_diff on the real-data pairs, as through 15"
 bash tests/majors.sh "$AUDIT_PORT" "$W" | tee "$W/majors.log"
