@@ -37,12 +37,14 @@ load_avg=$(cut -d" " -f1 /proc/loadavg)
 dir=$(mktemp -d /tmp/drift_watch_scale.XXXXXX)
 chmod 755 "$dir"
 cleanup() {
+  if [ "${SCALE_KEEP:-0}" = 1 ]; then log "kept: $dir (audit port $aport)"; return; fi
   for d in "$dir"/*/; do [ -d "$d/data" ] && cluster_stop "${d%/}"; done
   rm -rf "$dir"
 }
 trap cleanup EXIT
 
 aport=$(free_port)
+echo "$aport" >"$dir/audit_port"
 log "audit cluster (pg_cron, $JOBS jobs at once) on port $aport"
 cluster_init "$dir/audit" "$aport" "shared_preload_libraries = 'pg_cron'" \
   "cron.database_name = 'audit'" "cron.use_background_workers = on" \
@@ -135,6 +137,7 @@ all_ms=$(run_ms "SELECT run_check('t001');")
 all_diff_ms=$(run_ms "SELECT count(*) FROM drift_diff('t001');")
 log "no-change run_check('t001') with $TARGETS sources loaded ($ntables tables): $all_ms ms"
 
+[ "${SCALE_ROUNDS:-1}" = 0 ] && exit 0
 # The pg_cron round: every target scheduled every minute; a round is the runs that start in one
 # minute. Waits for two rounds after the first full minute: the first takes the baselines of the
 # 99 unchecked targets, the second changes nothing.
