@@ -164,3 +164,99 @@ async fn notifier_benchmark() {
         wide_kb as f64 / 1024.0
     );
 }
+
+/// `run --once` of `replicas` notifiers started together on `db`; (seconds, items each delivered).
+fn drain_with(db: &str, asana: &str, replicas: usize, rpm: &str) -> (f64, Vec<usize>) {
+    let started = Instant::now();
+    let children: Vec<_> = (0..replicas)
+        .map(|_| {
+            notifier(db, asana, &["run", "--once"])
+                .env("DRIFT_ASANA_REQUESTS_PER_MINUTE", rpm)
+                .env("DRIFT_LOG", "info")
+                .env("DRIFT_LOG_FORMAT", "json")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut delivered = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        // `--once` exits 1 while items are left: those another replica holds at that moment.
+        let logs = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        let done = logs
+            .lines()
+            .find(|l| l.contains("\"message\":\"done\""))
+            .unwrap_or_default();
+        assert!(done.contains("\"failed\":0"), "{:?}: {logs}", out.status);
+        delivered.push(
+            logs.lines()
+                .filter(|l| l.contains("\"message\":\"delivered\""))
+                .count(),
+        );
+    }
+    (started.elapsed().as_secs_f64(), delivered)
+}
+
+/// Many targets' new drift in one outbox, drained by one notifier and then by three replicas
+/// started together (each a third of the quota): every item becomes exactly one task, and the
+/// replicas share the work.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: run with bench/notifier.sh"]
+async fn replicas_share_the_outbox() {
+    const ITEMS: usize = 300;
+    let fill = format!(
+        "DO $$ BEGIN
+           FOR i IN 1..{ITEMS} LOOP
+             EXECUTE format('ALTER TABLE app.orders ADD COLUMN c%s int', i);
+             PERFORM drift_watch.run_check();
+           END LOOP;
+         END $$"
+    );
+    let mut rows = Vec::new();
+    for (name, replicas, rpm) in [("nb_one", 1, "3000"), ("nb_three", 3, "1000")] {
+        let db = fresh_db(name).await;
+        db.batch_execute(&fill).await.unwrap();
+        let fake = FakeAsana::default();
+        let asana = fake.start().await;
+        let (seconds, delivered) = drain_with(name, &asana, replicas, rpm);
+        let tasks = fake.tasks();
+        assert_eq!(tasks.len(), ITEMS, "every item is one task");
+        for row in db
+            .query("SELECT marker FROM drift_watch.outbox", &[])
+            .await
+            .unwrap()
+        {
+            let marker: String = row.get(0);
+            let holding = tasks
+                .iter()
+                .filter(|t| t.notes.contains(&marker) || t.html_notes.contains(&marker))
+                .count();
+            assert_eq!(holding, 1, "item {marker}: {holding} tasks");
+        }
+        assert_eq!(delivered.iter().sum::<usize>(), ITEMS, "{delivered:?}");
+        if replicas > 1 {
+            assert!(
+                delivered.iter().all(|d| *d > 0),
+                "every replica delivered: {delivered:?}"
+            );
+        }
+        let left: i64 = db
+            .query_one(
+                "SELECT count(*) FROM drift_watch.outbox WHERE delivered_at IS NULL",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0);
+        rows.push((replicas, seconds, delivered));
+    }
+    println!("| Notifiers on one outbox ({ITEMS} runs' items, 3,000 requests/min in all) | Drain time | Items each | Tasks |");
+    println!("|---|---:|---|---:|");
+    for (replicas, seconds, delivered) in rows {
+        println!("| {replicas} | {seconds:.1} s | {delivered:?} | {ITEMS}, none twice |");
+    }
+}
