@@ -233,19 +233,27 @@ SELECT id AS delta_id, NULLIF(target, '') AS target, source_name, schema_name, t
  ORDER BY target, schema_name, table_name, column_name;
 
 -- Per checked relation (as of its baseline): how many of its live columns the contract documents.
+-- Each target's contract is resolved once (not once per relation), then joined by name.
 CREATE VIEW drift_watch.coverage AS
+WITH contract AS MATERIALIZED (
+    SELECT g.target, m.table_id, m.live_schema
+      FROM (SELECT DISTINCT target FROM drift_watch.snapshot) g
+     CROSS JOIN LATERAL drift_watch._target_contract(g.target) m),
+documented AS (
+    SELECT m.target, m.live_schema, t.identifier,
+           string_agg(DISTINCT t.source_name, ', ') AS source_names,
+           array_agg(DISTINCT n) FILTER (WHERE n IS NOT NULL) AS names
+      FROM contract m
+      JOIN drift_watch.contract_table t ON t.id = m.table_id
+      LEFT JOIN LATERAL unnest(t.column_names) AS n ON true
+     GROUP BY m.target, m.live_schema, t.identifier)
 SELECT NULLIF(s.target, '') AS target, s.schema_name, s.identifier AS table_name,
        c.source_names, cardinality(s.column_names) AS live_columns,
        d.documented AS documented_columns,
        cardinality(s.column_names) - d.documented AS undocumented_columns
   FROM drift_watch.snapshot s
-  CROSS JOIN LATERAL (
-       SELECT string_agg(DISTINCT t.source_name, ', ') AS source_names,
-              array_agg(DISTINCT n) FILTER (WHERE n IS NOT NULL) AS names
-         FROM drift_watch._target_contract(s.target) m
-         JOIN drift_watch.contract_table t ON t.id = m.table_id
-         LEFT JOIN LATERAL unnest(t.column_names) AS n ON true
-        WHERE m.live_schema = s.schema_name AND t.identifier = s.identifier) c
+  LEFT JOIN documented c
+    ON c.target = s.target AND c.live_schema = s.schema_name AND c.identifier = s.identifier
   CROSS JOIN LATERAL (
        SELECT count(*)::integer AS documented FROM unnest(s.column_names) AS l
         WHERE l = ANY (coalesce(c.names, '{}'))) d
@@ -282,9 +290,12 @@ rel AS (
     SELECT r.target, r.schema_name, r.table_name, t.source_name AS src, t.table_name AS tbl,
            t.owner, t.severity
       FROM (SELECT DISTINCT target, schema_name, table_name FROM d) r
-      CROSS JOIN LATERAL drift_watch._target_contract(r.target) c
+      JOIN (SELECT g.target, m.table_id, m.live_schema
+              FROM (SELECT DISTINCT target FROM d) g
+             CROSS JOIN LATERAL drift_watch._target_contract(g.target) m) c
+        ON c.target = r.target AND c.live_schema = r.schema_name
       JOIN drift_watch.contract_table t ON t.id = c.table_id
-     WHERE c.live_schema = r.schema_name AND t.identifier = r.table_name),
+     WHERE t.identifier = r.table_name),
 reach (target, schema_name, table_name, node, direct) AS (
     SELECT DISTINCT r.target, r.schema_name, r.table_name, e.child_id, true
       FROM rel r JOIN drift_watch.lineage_edge e

@@ -89,3 +89,116 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- coverage and _impact resolve each target's contract once, not once per relation.
+-- Each target's contract is resolved once (not once per relation), then joined by name.
+CREATE OR REPLACE VIEW drift_watch.coverage AS
+WITH contract AS MATERIALIZED (
+    SELECT g.target, m.table_id, m.live_schema
+      FROM (SELECT DISTINCT target FROM drift_watch.snapshot) g
+     CROSS JOIN LATERAL drift_watch._target_contract(g.target) m),
+documented AS (
+    SELECT m.target, m.live_schema, t.identifier,
+           string_agg(DISTINCT t.source_name, ', ') AS source_names,
+           array_agg(DISTINCT n) FILTER (WHERE n IS NOT NULL) AS names
+      FROM contract m
+      JOIN drift_watch.contract_table t ON t.id = m.table_id
+      LEFT JOIN LATERAL unnest(t.column_names) AS n ON true
+     GROUP BY m.target, m.live_schema, t.identifier)
+SELECT NULLIF(s.target, '') AS target, s.schema_name, s.identifier AS table_name,
+       c.source_names, cardinality(s.column_names) AS live_columns,
+       d.documented AS documented_columns,
+       cardinality(s.column_names) - d.documented AS undocumented_columns
+  FROM drift_watch.snapshot s
+  LEFT JOIN documented c
+    ON c.target = s.target AND c.live_schema = s.schema_name AND c.identifier = s.identifier
+  CROSS JOIN LATERAL (
+       SELECT count(*)::integer AS documented FROM unnest(s.column_names) AS l
+        WHERE l = ANY (coalesce(c.names, '{}'))) d
+ ORDER BY 1, 2, 3;
+
+CREATE OR REPLACE FUNCTION drift_watch._impact(ids bigint[])
+RETURNS TABLE (delta_id bigint, severity text, owner text, impact jsonb)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH RECURSIVE
+d AS (
+    SELECT d.id, d.target, d.schema_name, d.table_name, d.change,
+           CASE WHEN d.change IN ('removed', 'retyped') THEN d.column_name
+                WHEN d.change = 'renamed' THEN d.renamed_from END AS read_column
+      FROM drift_watch.delta d WHERE d.id = ANY (ids)),
+-- The contract tables on each delta's relation, as its target reads them (source mappings).
+rel AS (
+    SELECT r.target, r.schema_name, r.table_name, t.source_name AS src, t.table_name AS tbl,
+           t.owner, t.severity
+      FROM (SELECT DISTINCT target, schema_name, table_name FROM d) r
+      JOIN (SELECT g.target, m.table_id, m.live_schema
+              FROM (SELECT DISTINCT target FROM d) g
+             CROSS JOIN LATERAL drift_watch._target_contract(g.target) m) c
+        ON c.target = r.target AND c.live_schema = r.schema_name
+      JOIN drift_watch.contract_table t ON t.id = c.table_id
+     WHERE t.identifier = r.table_name),
+reach (target, schema_name, table_name, node, direct) AS (
+    SELECT DISTINCT r.target, r.schema_name, r.table_name, e.child_id, true
+      FROM rel r JOIN drift_watch.lineage_edge e
+        ON e.source_name = r.src AND e.table_name = r.tbl
+    UNION
+    SELECT r.target, r.schema_name, r.table_name, e.child_id, false
+      FROM reach r JOIN drift_watch.lineage_edge e ON e.parent_id = r.node),
+reached AS (
+    SELECT r.target, r.schema_name, r.table_name, r.node, bool_or(r.direct) AS direct
+      FROM reach r GROUP BY 1, 2, 3, 4),
+node AS (
+    SELECT DISTINCT ON (n.unique_id) n.*
+      FROM drift_watch.lineage_node n
+     WHERE n.unique_id IN (SELECT node FROM reached)
+     ORDER BY n.unique_id, n.origin),
+per_table AS (
+    SELECT r.target, r.schema_name, r.table_name,
+           count(*) FILTER (WHERE n.resource_type = 'model') AS models,
+           coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                        'name', n.name, 'type', n.exposure_type, 'url', n.url,
+                        'owner', n.owner_name, 'email', n.owner_email)) ORDER BY n.name)
+                    FILTER (WHERE n.resource_type = 'exposure'), '[]') AS exposures
+      FROM reached r JOIN node n ON n.unique_id = r.node
+     GROUP BY 1, 2, 3),
+per_delta AS (
+    SELECT d.id,
+           jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+               'name', n.name, 'type', n.resource_type, 'file', n.file_path,
+               'lines', CASE WHEN d.read_column IS NOT NULL THEN to_jsonb(c.lines) END,
+               'reads_all', CASE WHEN d.read_column IS NOT NULL THEN to_jsonb(c.star_lines) END))
+               ORDER BY n.name) AS direct,
+           bool_or(cardinality(c.lines) > 0 OR cardinality(c.star_lines) > 0) AS read
+      FROM d
+      JOIN reached r ON r.target = d.target AND r.schema_name = d.schema_name
+                    AND r.table_name = d.table_name AND r.direct
+      JOIN node n ON n.unique_id = r.node
+      LEFT JOIN LATERAL drift_watch._column_refs(n.code, d.read_column) c
+             ON d.read_column IS NOT NULL
+     GROUP BY d.id),
+meta AS (
+    SELECT r.target, r.schema_name, r.table_name,
+           (array_agg(r.owner ORDER BY r.src, r.tbl) FILTER (WHERE r.owner IS NOT NULL))[1] AS owner,
+           (array_agg(r.severity ORDER BY array_position(ARRAY['breaking', 'risky', 'info'], r.severity))
+                FILTER (WHERE r.severity IS NOT NULL))[1] AS severity
+      FROM rel r GROUP BY 1, 2, 3)
+SELECT d.id,
+       coalesce(m.severity,
+                CASE WHEN d.change IN ('added', 'undocumented') THEN 'info'
+                     WHEN jsonb_array_length(coalesce(t.exposures, '[]')) > 0 THEN 'breaking'
+                     WHEN d.change = 'table_missing' AND p.direct IS NOT NULL THEN 'breaking'
+                     WHEN p.read THEN 'breaking'
+                     ELSE 'risky' END),
+       m.owner,
+       -- NULL only when no lineage is stored at all (nothing is known either way).
+       CASE WHEN t.schema_name IS NOT NULL OR EXISTS (SELECT 1 FROM drift_watch.lineage_edge) THEN
+           jsonb_build_object('direct', coalesce(p.direct, '[]'), 'models', coalesce(t.models, 0),
+                              'exposures', coalesce(t.exposures, '[]'),
+                              'column', d.read_column) END
+  FROM d
+  LEFT JOIN per_table t USING (target, schema_name, table_name)
+  LEFT JOIN per_delta p ON p.id = d.id
+  LEFT JOIN meta m USING (target, schema_name, table_name)
+$$;
