@@ -173,6 +173,10 @@ read -r r2_wall r2_lag r2_med r2_max r2_new r2_targets < <(round "$m2")
 log "round 2: $r2_wall s"
 audit -c "SELECT count(drift_watch.unschedule_check(format('t%s', lpad(i::text, 3, '0'))))
             FROM generate_series(1, $TARGETS) i" >/dev/null
+# The views over everything: one query each, wall time.
+wall_ms() { local t0; t0=$(date +%s%N); audit -At -c "$1" >/dev/null; echo $(( ($(date +%s%N) - t0) / 1000000 )); }
+coverage_ms=$(wall_ms "SELECT count(*) FROM drift_watch.coverage")
+sources_ms=$(wall_ms "SELECT count(*) FROM drift_watch.target_sources")
 read -r snaps open_deltas < <(audit -At -F ' ' -c "SELECT (SELECT count(*) FROM drift_watch.snapshot),
   (SELECT count(*) FROM drift_watch.delta WHERE resolved_run IS NULL)")
 
@@ -195,4 +199,6 @@ $yaml_kb KB each, loaded in $load_s s), each mapped to its target. pg_cron runs
 | **work per check, $TARGETS sources / 1 source** | **$(ratio "$all_ms" "$one_ms")** | goal: unchanged (1.0×) |
 | \`drift_diff('t001')\`, 1 source / $TARGETS sources | $one_diff_ms ms / $all_diff_ms ms | $(ratio "$all_diff_ms" "$one_diff_ms") |
 | after the rounds | $snaps baselines, $open_deltas open deltas | every table checked, no drift reported |
+| \`SELECT count(*) FROM drift_watch.coverage\` ($snaps relations) | $coverage_ms ms | each target's contract resolved once |
+| \`SELECT count(*) FROM drift_watch.target_sources\` | $sources_ms ms | |
 EOF
