@@ -113,21 +113,30 @@ CREATE TABLE drift_watch.source_map (
 
 -- Each contract table's mappings: (table, target, live schema). A SQL mapping whose pattern
 -- matches the source wins (the longest pattern, per target); a source no SQL mapping matches
--- follows its dbt meta (drift_watch: {target, live_schema}).
+-- follows its dbt meta (drift_watch: {target, live_schema}). Patterns are matched against the
+-- distinct source names (a skip scan of the source_name index), not against every table.
 CREATE FUNCTION drift_watch._source_targets()
 RETURNS TABLE (table_id bigint, target text, live_schema text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    (SELECT DISTINCT ON (t.id, m.target) t.id, m.target, m.live_schema
-       FROM drift_watch.contract_table t
-       JOIN drift_watch.source_map m ON t.source_name LIKE m.source_pattern
-      ORDER BY t.id, m.target, length(m.source_pattern) DESC, m.source_pattern)
+    WITH RECURSIVE
+    names (n) AS (
+        SELECT min(t.source_name) FROM drift_watch.contract_table t
+        UNION ALL
+        SELECT (SELECT min(t.source_name) FROM drift_watch.contract_table t WHERE t.source_name > names.n)
+          FROM names WHERE names.n IS NOT NULL),
+    by_sql AS MATERIALIZED (
+        SELECT DISTINCT ON (names.n, m.target) names.n AS source_name, m.target, m.live_schema
+          FROM names JOIN drift_watch.source_map m ON names.n LIKE m.source_pattern
+         ORDER BY names.n, m.target, length(m.source_pattern) DESC, m.source_pattern)
+    SELECT t.id, s.target, s.live_schema
+      FROM by_sql s JOIN drift_watch.contract_table t ON t.source_name = s.source_name
     UNION ALL
     SELECT t.id, t.meta_target, t.meta_live_schema
       FROM drift_watch.contract_table t
      WHERE t.meta_target IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM drift_watch.source_map m WHERE t.source_name LIKE m.source_pattern)
+       AND NOT EXISTS (SELECT 1 FROM by_sql s WHERE s.source_name = t.source_name)
 $$;
 
 -- The contract tables `target` checks ('' or NULL: this database), with the schema each is read

@@ -9,6 +9,34 @@ CREATE INDEX contract_table_source_idx ON drift_watch.contract_table (source_nam
 CREATE INDEX contract_table_meta_target_idx ON drift_watch.contract_table (meta_target)
     WHERE meta_target IS NOT NULL;
 
+-- Each contract table's mappings: (table, target, live schema). A SQL mapping whose pattern
+-- matches the source wins (the longest pattern, per target); a source no SQL mapping matches
+-- follows its dbt meta (drift_watch: {target, live_schema}). Patterns are matched against the
+-- distinct source names (a skip scan of the source_name index), not against every table.
+CREATE OR REPLACE FUNCTION drift_watch._source_targets()
+RETURNS TABLE (table_id bigint, target text, live_schema text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE
+    names (n) AS (
+        SELECT min(t.source_name) FROM drift_watch.contract_table t
+        UNION ALL
+        SELECT (SELECT min(t.source_name) FROM drift_watch.contract_table t WHERE t.source_name > names.n)
+          FROM names WHERE names.n IS NOT NULL),
+    by_sql AS MATERIALIZED (
+        SELECT DISTINCT ON (names.n, m.target) names.n AS source_name, m.target, m.live_schema
+          FROM names JOIN drift_watch.source_map m ON names.n LIKE m.source_pattern
+         ORDER BY names.n, m.target, length(m.source_pattern) DESC, m.source_pattern)
+    SELECT t.id, s.target, s.live_schema
+      FROM by_sql s JOIN drift_watch.contract_table t ON t.source_name = s.source_name
+    UNION ALL
+    SELECT t.id, t.meta_target, t.meta_live_schema
+      FROM drift_watch.contract_table t
+     WHERE t.meta_target IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM by_sql s WHERE s.source_name = t.source_name)
+$$;
+
 -- The contract tables `target` checks ('' or NULL: this database), with the schema each is read
 -- in. A target that some mapping names (a SQL mapping, or a source's dbt meta) checks exactly the
 -- tables mapped to it; any other target checks the whole contract in its own schemas.
