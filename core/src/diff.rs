@@ -15,11 +15,12 @@
 //! [`merge_relations`]).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::contract::{ChangeSet, ContractColumn, ContractTable, TablePolicy, Undocumented};
+use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::ident;
 
 /// One delta kind; the text form is part of the SQL interface.
@@ -159,10 +160,10 @@ pub fn contract_fingerprint(table: &ContractTable) -> String {
 /// The live relations that the contract names, keyed by (schema, relation) as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveCatalog {
-    pub tables: HashMap<(String, String), LiveTable>,
+    pub tables: FxHashMap<(String, String), LiveTable>,
     /// A contract relation (schema, identifier) that does not exist, mapped to the live relation
     /// whose schema and name differ from it only in case (the `table_missing` detail names it).
-    pub case_variants: HashMap<(String, String), (String, String)>,
+    pub case_variants: FxHashMap<(String, String), (String, String)>,
 }
 
 impl LiveCatalog {
@@ -172,8 +173,8 @@ impl LiveCatalog {
 
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            tables: HashMap::with_capacity(capacity),
-            case_variants: HashMap::new(),
+            tables: FxHashMap::with_capacity_and_hasher(capacity, Default::default()),
+            case_variants: FxHashMap::default(),
         }
     }
 
@@ -198,7 +199,7 @@ impl FromIterator<((String, String), LiveTable)> for LiveCatalog {
     fn from_iter<I: IntoIterator<Item = ((String, String), LiveTable)>>(iter: I) -> Self {
         Self {
             tables: iter.into_iter().collect(),
-            case_variants: HashMap::new(),
+            case_variants: FxHashMap::default(),
         }
     }
 }
@@ -224,7 +225,7 @@ pub type TypeKey = (String, String);
 /// Resolved contract types by schema, then spelling: looked up once per documented column, so
 /// lookups borrow instead of building a `TypeKey`.
 #[derive(Debug, Clone, Default)]
-pub struct TypeMap(HashMap<String, HashMap<String, ResolvedType>>);
+pub struct TypeMap(FxHashMap<String, FxHashMap<String, ResolvedType>>);
 
 impl TypeMap {
     pub fn insert(&mut self, (schema, spelling): TypeKey, resolved: ResolvedType) {
@@ -333,7 +334,8 @@ struct Relation<'a> {
 }
 
 fn relations(contract: &[ContractTable]) -> Vec<Relation<'_>> {
-    let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(contract.len());
+    let mut index: FxHashMap<(&str, &str), usize> =
+        FxHashMap::with_capacity_and_hasher(contract.len(), Default::default());
     let mut groups: Vec<Vec<&ContractTable>> = Vec::with_capacity(contract.len());
     for table in contract {
         let key = (table.schema.as_str(), table.identifier.as_str());
@@ -384,7 +386,7 @@ fn merge(entries: &[&ContractTable]) -> ContractTable {
     sources.sort_unstable();
     sources.dedup();
     let mut columns: Vec<ContractColumn> = Vec::new();
-    let mut at: HashMap<&str, usize> = HashMap::new();
+    let mut at: FxHashMap<&str, usize> = FxHashMap::default();
     for entry in entries {
         for column in &entry.columns {
             let ignore = entry.policy.ignore.union(column.ignore);
@@ -499,7 +501,7 @@ fn compare(
         }
         // Attnums of the columns that appeared after the baseline: a retaken baseline leaves them
         // out, so that they stay `added` (a contract edit is no reason to forget they are new).
-        let mut appeared = HashSet::new();
+        let mut appeared = FxHashSet::default();
         if !table.columns.is_empty() {
             diff_columns(
                 table,
@@ -734,8 +736,8 @@ fn case_twin_detail(column: &ContractColumn, live: &str) -> String {
 /// `added`).
 enum Known<'a> {
     All,
-    Attnums(HashSet<i32>),
-    Names(HashSet<&'a str>),
+    Attnums(FxHashSet<i32>),
+    Names(FxHashSet<&'a str>),
 }
 
 impl<'a> Known<'a> {
@@ -767,7 +769,7 @@ fn diff_columns(
     types: &TypeMap,
     history: &History<'_>,
     out: &mut Vec<Delta>,
-    appeared: &mut HashSet<i32>,
+    appeared: &mut FxHashSet<i32>,
 ) {
     let baseline = history.exact();
     let row = |column: &str, change, contract_type, live_type, detail| Delta {
@@ -788,22 +790,22 @@ fn diff_columns(
             out.push(delta);
         }
     };
-    let live_by_name: HashMap<&str, &LiveColumn> =
+    let live_by_name: FxHashMap<&str, &LiveColumn> =
         live.columns.iter().map(|c| (c.name.as_str(), c)).collect();
-    let documented: HashSet<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let documented: FxHashSet<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
 
     // The baseline's view of a column: by name (where a documented name used to be) and by
     // attnum (what that attnum is now).
-    let base_by_name: HashMap<&str, &LiveColumn> = baseline
+    let base_by_name: FxHashMap<&str, &LiveColumn> = baseline
         .map(|b| b.columns.iter().map(|c| (c.name.as_str(), c)).collect())
         .unwrap_or_default();
-    let live_by_attnum: HashMap<i32, &LiveColumn> = match baseline {
+    let live_by_attnum: FxHashMap<i32, &LiveColumn> = match baseline {
         Some(_) => live.columns.iter().map(|c| (c.attnum, c)).collect(),
-        None => HashMap::new(),
+        None => FxHashMap::default(),
     };
 
     let mut missing: Vec<&ContractColumn> = Vec::new();
-    let mut renamed_to: HashSet<&str> = HashSet::new();
+    let mut renamed_to: FxHashSet<&str> = FxHashSet::default();
     for column in &table.columns {
         let Some(live_column) = live_by_name.get(column.name.as_str()) else {
             // Exact rename: the attnum that carried this name in the baseline carries another,
@@ -918,7 +920,7 @@ fn diff_columns(
         }
     }
     if !missing.is_empty() {
-        let mut by_lower: HashMap<String, &LiveColumn> = HashMap::new();
+        let mut by_lower: FxHashMap<String, &LiveColumn> = FxHashMap::default();
         for column in &arrived {
             by_lower.entry(column.name.to_lowercase()).or_insert(column);
         }

@@ -150,7 +150,7 @@ fn drift_diff(
 fn _catalog_query() -> String {
     Spi::connect(|client| {
         let contract = store::read_contract(client, "")?;
-        Ok(catalog::catalog_query_for(client, &contract)?.sql)
+        catalog::catalog_query_for(client, &contract)
     })
     .or_report()
 }

@@ -4,10 +4,14 @@
 //! re-walks variable-width rows from their first column each time). A catalog read of 30,000
 //! columns is ~200,000 cells, which made that overhead larger than the query itself. Here each
 //! row is deformed once with `heap_deform_tuple` and values are read straight from the datums;
-//! the result is freed as soon as it has been consumed.
+//! rows are handed over one by one as the executor produces them (see `for_each`).
+
+use std::borrow::Cow;
+use std::ffi::CString;
 
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
+use pgrx::pg_guard;
 use pgrx::spi::SpiClient;
 use pgrx::varlena;
 
@@ -29,15 +33,36 @@ impl Row<'_> {
         (!self.nulls[i]).then(|| self.values[i].value() as i64)
     }
 
+    pub fn oid(&self, i: usize) -> Option<u32> {
+        (!self.nulls[i]).then(|| self.values[i].value() as u32)
+    }
+
     pub fn text(&self, i: usize) -> Option<String> {
+        self.str(i).map(|s| s.into_owned())
+    }
+
+    /// A `text` column, borrowed from the row where it is valid UTF-8 (always, in a UTF-8
+    /// database): valid while `each` runs.
+    pub fn str(&self, i: usize) -> Option<Cow<'_, str>> {
         // SAFETY: the column is `text` (checked in `for_each`) and the datum lives as long as
-        // the tuple table.
+        // the row.
         (!self.nulls[i]).then(|| unsafe { text_datum(self.values[i]) })
     }
 
     /// A `text[]` column, deconstructed once (not element by element through pgrx).
     pub fn text_array(&self, i: usize) -> Vec<Option<String>> {
         // SAFETY: the column is `text[]` (checked in `for_each`); elements are text datums.
+        unsafe {
+            self.array(i, pg_sys::TEXTOID, -1, false, pg_sys::TYPALIGN_INT as _)
+                .map(|d| d.map(|d| text_datum(d).into_owned()))
+                .collect()
+        }
+    }
+
+    /// A `text[]` column, each element borrowed as [`Row::str`] borrows.
+    pub fn str_array(&self, i: usize) -> Vec<Option<Cow<'_, str>>> {
+        // SAFETY: the column is `text[]` (checked in `for_each`); elements are text datums
+        // in memory that lives as long as the row (or the SPI call, for a detoasted copy).
         unsafe {
             self.array(i, pg_sys::TEXTOID, -1, false, pg_sys::TYPALIGN_INT as _)
                 .map(|d| d.map(|d| text_datum(d)))
@@ -110,12 +135,16 @@ impl Row<'_> {
 
 /// A text datum as a Rust string. Compressed or out-of-line values (never produced by our
 /// queries, but possible) are detoasted into the current memory context first.
-unsafe fn text_datum(datum: pg_sys::Datum) -> String {
+unsafe fn text_datum<'a>(datum: pg_sys::Datum) -> Cow<'a, str> {
     let mut ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
     if varlena::varatt_is_1b_e(ptr) || varlena::varatt_is_4b_c(ptr) {
         ptr = pg_sys::pg_detoast_datum_packed(ptr);
     }
-    String::from_utf8_lossy(varlena::varlena_to_byte_slice(ptr)).into_owned()
+    let bytes: &'a [u8] = varlena::varlena_to_byte_slice(ptr);
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// Column types a result may have, as `Row`'s accessors read them.
@@ -124,6 +153,7 @@ pub mod ty {
     pub const INT4: Oid = pg_sys::INT4OID;
     pub const INT8: Oid = pg_sys::INT8OID;
     pub const TEXT: Oid = pg_sys::TEXTOID;
+    pub const OID: Oid = pg_sys::OIDOID;
     pub const BOOL: Oid = pg_sys::BOOLOID;
     pub const TEXT_ARRAY: Oid = pg_sys::TEXTARRAYOID;
     pub const BOOL_ARRAY: Oid = pg_sys::BOOLARRAYOID;
@@ -134,6 +164,10 @@ pub mod ty {
 /// Runs `sql` and calls `each` with every row. `types` are the result's column types, one per
 /// column in order: the result descriptor must match them exactly before any row is read, so
 /// each accessor (`Row::text(i)` on a `text` column, ...) reads the type it expects.
+///
+/// Rows are not materialised in an SPI tuple table: the executor hands each one to a
+/// `DestReceiver` of ours, which reads its datums in place and passes them to `each`. An error
+/// from `each` stops the query and is returned.
 pub fn for_each(
     client: &SpiClient<'_>,
     sql: &str,
@@ -141,41 +175,119 @@ pub fn for_each(
     types: &[pg_sys::Oid],
     mut each: impl FnMut(&Row<'_>) -> Result<(), DriftError>,
 ) -> Result<(), DriftError> {
-    // Only the row count is taken from pgrx's wrapper; rows are read from SPI_tuptable below.
-    let count = client.select(sql, None, args)?.len();
-    // SAFETY: SPI_tuptable is the result of the select above (no SPI call in between); rows are
-    // read in bounds of SPI_processed/numvals and the table is freed once, after the last use.
-    unsafe {
-        let tuptable = pg_sys::SPI_tuptable;
-        if tuptable.is_null() {
-            return Ok(());
-        }
-        let desc = (*tuptable).tupdesc;
-        let natts = (*desc).natts as usize;
-        let attrs = (*desc).attrs.as_slice(natts);
-        let matches = attrs.len() == types.len()
-            && attrs.iter().zip(types).all(|(attr, t)| attr.atttypid == *t);
-        if !matches {
-            pg_sys::SPI_freetuptable(tuptable);
-            return Err(DriftError::Internal(
-                "a result's column types are not the ones its reader expects",
-            ));
-        }
-        let mut values = vec![pg_sys::Datum::from(0usize); natts];
-        let mut nulls = vec![true; natts];
-        let mut result = Ok(());
-        for i in 0..count {
-            let tuple = *(*tuptable).vals.add(i);
-            pg_sys::heap_deform_tuple(tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            result = each(&Row {
-                values: &values,
-                nulls: &nulls,
-            });
-            if result.is_err() {
-                break;
+    // Only ever called inside an SPI connection (the client proves it).
+    let _ = client;
+    let sql = CString::new(sql).map_err(|_| DriftError::Internal("a statement holds a NUL byte"))?;
+    let mut receiver = Receiver {
+        base: pg_sys::DestReceiver {
+            receiveSlot: Some(receive_slot),
+            rStartup: Some(startup),
+            rShutdown: Some(nothing),
+            rDestroy: Some(nothing),
+            // Not DestSPI: SPI would then expect its own tuple table.
+            mydest: pg_sys::CommandDest::DestNone,
+        },
+        types,
+        natts: 0,
+        each: &mut each,
+        result: Ok(()),
+    };
+    // SAFETY: the receiver outlives the execution (it is on this frame); parameters are built
+    // in the current (SPI procedure) memory context from datums the caller keeps alive; the plan
+    // is freed after use. Errors raised by Postgres unwind through pgrx's FFI guard.
+    let status = unsafe {
+        // As pgrx's own SPI calls: read-only while this transaction has written nothing.
+        let read_only = pg_sys::GetCurrentTransactionIdIfAny() == pg_sys::InvalidTransactionId;
+        let mut options = pg_sys::SPIExecuteOptions {
+            params: std::ptr::null_mut(),
+            read_only,
+            allow_nonatomic: false,
+            must_return_tuples: false,
+            tcount: 0,
+            dest: &mut receiver.base,
+            owner: std::ptr::null_mut(),
+        };
+        if args.is_empty() {
+            pg_sys::SPI_execute_extended(sql.as_ptr(), &options)
+        } else {
+            let n = args.len();
+            let mut argtypes: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
+            let plan = pg_sys::SPI_prepare(sql.as_ptr(), n as i32, argtypes.as_mut_ptr());
+            if plan.is_null() {
+                return Err(DriftError::Internal("a statement could not be prepared"));
             }
+            let params = pg_sys::makeParamList(n as i32);
+            let slots = (*params).params.as_mut_slice(n);
+            for (slot, arg) in slots.iter_mut().zip(args) {
+                let datum = arg.datum();
+                let isnull = datum.is_none();
+                *slot = pg_sys::ParamExternData {
+                    value: datum.map_or(pg_sys::Datum::from(0usize), |d| d.sans_lifetime()),
+                    isnull,
+                    pflags: pg_sys::PARAM_FLAG_CONST as u16,
+                    ptype: arg.oid(),
+                };
+            }
+            options.params = params;
+            let status = pg_sys::SPI_execute_plan_extended(plan, &options);
+            pg_sys::SPI_freeplan(plan);
+            status
         }
-        pg_sys::SPI_freetuptable(tuptable);
-        result
+    };
+    if status < 0 {
+        return Err(DriftError::Internal("a statement failed in SPI"));
+    }
+    receiver.result
+}
+
+/// Our `DestReceiver`: Postgres's struct first, so a pointer to it is a pointer to this.
+#[repr(C)]
+struct Receiver<'a> {
+    base: pg_sys::DestReceiver,
+    types: &'a [pg_sys::Oid],
+    natts: usize,
+    each: &'a mut dyn FnMut(&Row<'_>) -> Result<(), DriftError>,
+    /// The first error: from the descriptor check or from `each`. Stops the query.
+    result: Result<(), DriftError>,
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn startup(
+    this: *mut pg_sys::DestReceiver,
+    _operation: std::ffi::c_int,
+    desc: pg_sys::TupleDesc,
+) {
+    // SAFETY: `this` is the `base` of a live `Receiver` (for_each passes no other), `desc` the
+    // result's descriptor.
+    let this = &mut *(this as *mut Receiver<'_>);
+    let natts = (*desc).natts as usize;
+    let attrs = (*desc).attrs.as_slice(natts);
+    let matches = attrs.len() == this.types.len()
+        && attrs.iter().zip(this.types).all(|(attr, t)| attr.atttypid == *t);
+    this.natts = natts;
+    if !matches {
+        this.result = Err(DriftError::Internal(
+            "a result's column types are not the ones its reader expects",
+        ));
     }
 }
+
+#[pg_guard]
+unsafe extern "C-unwind" fn receive_slot(
+    slot: *mut pg_sys::TupleTableSlot,
+    this: *mut pg_sys::DestReceiver,
+) -> bool {
+    // SAFETY: as in `startup`; the slot's values stay valid until we return.
+    let this = &mut *(this as *mut Receiver<'_>);
+    if this.result.is_err() {
+        return false;
+    }
+    pg_sys::slot_getallattrs(slot);
+    let values = std::slice::from_raw_parts((*slot).tts_values, this.natts);
+    let nulls = std::slice::from_raw_parts((*slot).tts_isnull, this.natts);
+    this.result = (this.each)(&Row { values, nulls });
+    this.result.is_ok()
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn nothing(_this: *mut pg_sys::DestReceiver) {}

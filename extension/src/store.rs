@@ -287,21 +287,24 @@ pub fn read_contract(
         ],
         |row| {
             // Stored by this extension from parsed change names; an unknown one cannot occur.
-            let changes = |s: Option<String>| {
+            let changes = |s: Option<&str>| {
                 let s = s.unwrap_or_default();
+                if s.is_empty() {
+                    return ChangeSet::default();
+                }
                 ChangeSet::from_names(s.split(',').filter(|n| !n.is_empty())).unwrap_or_default()
             };
-            let mut column_ignore = row.text_array(10).into_iter();
+            let mut column_ignore = row.str_array(10).into_iter();
             let columns = row
-                .text_array(5)
+                .str_array(5)
                 .into_iter()
-                .zip(row.text_array(6))
+                .zip(row.str_array(6))
                 .zip(row.bool_array(7))
                 .filter_map(|((name, data_type), quoted)| {
-                    let ignore = changes(column_ignore.next().flatten());
+                    let ignore = changes(column_ignore.next().flatten().as_deref());
                     Some(ContractColumn {
-                        name: name?,
-                        data_type,
+                        name: name?.into_owned(),
+                        data_type: data_type.map(|t| t.into_owned()),
                         quoted: quoted.unwrap_or(false),
                         ignore,
                     })
@@ -319,7 +322,7 @@ pub fn read_contract(
                         .text(8)
                         .and_then(|u| Undocumented::parse(&u))
                         .unwrap_or_default(),
-                    ignore: changes(row.text(9)),
+                    ignore: changes(row.str(9).as_deref()),
                     // Owner and severity are applied in SQL (drift_watch._impact).
                     ..Default::default()
                 },
