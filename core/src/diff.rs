@@ -790,9 +790,12 @@ fn diff_columns(
             out.push(delta);
         }
     };
-    let live_by_name: FxHashMap<&str, &LiveColumn> =
-        live.columns.iter().map(|c| (c.name.as_str(), c)).collect();
-    let documented: FxHashSet<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    let mut live_by_name: FxHashMap<&str, &LiveColumn> =
+        FxHashMap::with_capacity_and_hasher(live.columns.len(), Default::default());
+    live_by_name.extend(live.columns.iter().map(|c| (c.name.as_str(), c)));
+    let mut documented: FxHashSet<&str> =
+        FxHashSet::with_capacity_and_hasher(table.columns.len(), Default::default());
+    documented.extend(table.columns.iter().map(|c| c.name.as_str()));
 
     // The baseline's view of a column: by name (where a documented name used to be) and by
     // attnum (what that attnum is now).

@@ -514,6 +514,8 @@ struct LiveRows<'q> {
     /// Built-in (oid, typmod) pairs seen, with the columns typed so, as (relation, column)
     /// indexes: spelled by `spell_builtin_types` after the read.
     builtin: FxHashMap<(u32, i32), Vec<(u32, u32)>>,
+    /// The placeholder spelling of a built-in type until `finish` (one allocation, shared).
+    unspelled: Arc<str>,
     /// What the probes found on the target.
     probed: Vec<(TypeKey, ResolvedType)>,
     /// Missing relations that exist under a name differing only in case: (schema, name).
@@ -527,6 +529,7 @@ impl<'q> LiveRows<'q> {
             query,
             tables: vec![None; query.relations.len()],
             builtin: FxHashMap::default(),
+            unspelled: Arc::from(""),
             probed: Vec::new(),
             case_variants: Vec::new(),
             freshness: Freshness::default(),
@@ -557,7 +560,7 @@ impl<'q> LiveRows<'q> {
                             .entry((type_oid, typmod))
                             .or_default()
                             .push((rel as u32, table.columns.len() as u32));
-                        Arc::from("")
+                        self.unspelled.clone()
                     }
                 };
                 table.columns.push(LiveColumn {
