@@ -204,6 +204,31 @@ impl FromIterator<((String, String), LiveTable)> for LiveCatalog {
     }
 }
 
+/// What a catalog read returns besides its column rows, as one JSON object (see
+/// extension/src/catalog_read.sql, which documents each field).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct CatalogSummary {
+    /// Per relation asked for, in order: its `pg_class.oid`, or `None` when it does not exist.
+    #[serde(default)]
+    pub relation_oids: Option<Vec<Option<u32>>>,
+    /// `(relation index from 1, schema, name)` of a live relation differing only in case from a
+    /// missing one.
+    #[serde(default)]
+    pub case_variants: Option<Vec<(i64, String, String)>>,
+    /// Per probe, in order: the type's oid and spelling on the target, or `None`s.
+    #[serde(default)]
+    pub probes: Option<Vec<(Option<u32>, Option<String>)>>,
+    pub in_recovery: Option<bool>,
+    pub replay_lag_ms: Option<i64>,
+    pub replay_paused: Option<bool>,
+}
+
+impl CatalogSummary {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+}
+
 /// A contract spelling as the server's type parser understood it, for a table in a schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResolvedType {

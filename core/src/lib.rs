@@ -22,8 +22,9 @@ pub use contract::{
     ContractError, ContractTable, DocumentKind, ParseOptions, TablePolicy, Undocumented,
 };
 pub use diff::{
-    check, contract_fingerprint, diff, merge_relations, preview, Baseline, Baselines, Change,
-    CheckOutcome, Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
+    check, contract_fingerprint, diff, merge_relations, preview, Baseline, Baselines,
+    CatalogSummary, Change, CheckOutcome, Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType,
+    TypeKey, TypeMap,
 };
 pub use fxhash::{FxHashMap, FxHashSet};
 pub use lineage::{

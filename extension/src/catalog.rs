@@ -7,14 +7,19 @@
 //! user-defined types the contract mentions. For a target the query goes through contrib's
 //! `dblink` using the foreign server and the caller's user mapping, so credentials stay in
 //! Postgres and the read is an ordinary, cancellable backend query on the replica.
+//!
+//! The statement is one static file, `catalog_read.sql` (its header documents the inputs and the
+//! result columns). Locally its inputs are bound as parameters; for a target each input is
+//! substituted into the same text as one escaped literal.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use drift_watch_core::ident::literal;
+use drift_watch_core::ident::{array_literal, substitute};
 use drift_watch_core::types::{user_type_lookup, TypeLookup};
 use drift_watch_core::{
-    ContractTable, FxHashMap, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
+    CatalogSummary, ContractTable, FxHashMap, LiveCatalog, LiveColumn, LiveTable, ResolvedType,
+    TypeKey, TypeMap,
 };
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::panic::CaughtError;
@@ -222,9 +227,7 @@ const CATALOG_READ: &str = include_str!("catalog_read.sql");
 
 /// The result columns of catalog_read.sql, in order, as dblink's column definition list.
 pub const RESULT_COLUMNS: &str = "relation int4, attnum int4, attname text, atttypid oid, \
-     atttypmod int4, user_type text, relation_oid oid, variant_schema text, variant_name text, \
-     probe int4, probe_type oid, probe_spelling text, in_recovery bool, replay_lag_ms int8, \
-     replay_paused bool";
+     atttypmod int4, user_type text, summary json";
 /// The types of `RESULT_COLUMNS`, as `spi_rows` checks them.
 const RESULT_TYPES: &[pgrx::pg_sys::Oid] = &[
     ty::INT4,
@@ -233,15 +236,7 @@ const RESULT_TYPES: &[pgrx::pg_sys::Oid] = &[
     ty::OID,
     ty::INT4,
     ty::TEXT,
-    ty::OID,
-    ty::TEXT,
-    ty::TEXT,
-    ty::INT4,
-    ty::OID,
-    ty::TEXT,
-    ty::BOOL,
-    ty::INT8,
-    ty::BOOL,
+    ty::JSON,
 ];
 /// Indexes of `RESULT_COLUMNS`.
 mod col {
@@ -251,15 +246,7 @@ mod col {
     pub const ATTTYPID: usize = 3;
     pub const ATTTYPMOD: usize = 4;
     pub const USER_TYPE: usize = 5;
-    pub const RELATION_OID: usize = 6;
-    pub const VARIANT_SCHEMA: usize = 7;
-    pub const VARIANT_NAME: usize = 8;
-    pub const PROBE: usize = 9;
-    pub const PROBE_TYPE: usize = 10;
-    pub const PROBE_SPELLING: usize = 11;
-    pub const IN_RECOVERY: usize = 12;
-    pub const REPLAY_LAG_MS: usize = 13;
-    pub const REPLAY_PAUSED: usize = 14;
+    pub const SUMMARY: usize = 6;
 }
 
 /// The catalog statement's inputs for one run, and the lists its result rows point into.
@@ -291,9 +278,11 @@ impl CatalogQuery {
     }
 
     fn schema(&self, i: usize) -> impl Iterator<Item = Option<&str>> {
-        self.lookups
-            .iter()
-            .map(move |l| l.as_ref().and_then(|l| l.schemas.get(i)).map(String::as_str))
+        self.lookups.iter().map(move |l| {
+            l.as_ref()
+                .and_then(|l| l.schemas.get(i))
+                .map(String::as_str)
+        })
     }
 
     /// $1 to $7 as SPI parameters, for a local read.
@@ -345,77 +334,8 @@ impl CatalogQuery {
             text(&mut self.schema(2)),
         ];
         substitute(CATALOG_READ, &literals)
+            .map_err(|_| DriftError::Internal("the catalog statement's parameters do not match"))
     }
-}
-
-/// An array's text form (`{"a","b\"c",NULL}`) as one escaped SQL string literal; the statement
-/// casts it to its type.
-fn array_literal(values: &mut dyn Iterator<Item = Option<&str>>) -> String {
-    let mut text = String::from("{");
-    for (i, value) in values.enumerate() {
-        if i > 0 {
-            text.push(',');
-        }
-        match value {
-            None => text.push_str("NULL"),
-            Some(v) => {
-                text.push('"');
-                for c in v.chars() {
-                    if c == '"' || c == '\\' {
-                        text.push('\\');
-                    }
-                    text.push(c);
-                }
-                text.push('"');
-            }
-        }
-    }
-    text.push('}');
-    literal(&text)
-}
-
-/// `sql` with every parameter reference `$n` replaced by `literals[n - 1]`. Comments, string
-/// literals and quoted identifiers are copied as they are (the statement has no dollar quotes).
-fn substitute(sql: &str, literals: &[String]) -> Result<String, DriftError> {
-    let bytes = sql.as_bytes();
-    let mut out = String::with_capacity(sql.len() + literals.iter().map(String::len).sum::<usize>());
-    let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n);
-            }
-            q @ (b'\'' | b'"') => {
-                // To the closing quote; a doubled quote inside is two closings in a row.
-                i += 1;
-                while i < bytes.len() && bytes[i] != q {
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'$' => {
-                let digits = bytes[i + 1..]
-                    .iter()
-                    .take_while(|b| b.is_ascii_digit())
-                    .count();
-                let n: usize = sql[i + 1..i + 1 + digits]
-                    .parse()
-                    .map_err(|_| DriftError::Internal("a stray $ in the catalog statement"))?;
-                let value = n
-                    .checked_sub(1)
-                    .and_then(|k| literals.get(k))
-                    .ok_or(DriftError::Internal("a catalog statement parameter has no value"))?;
-                out.push_str(&sql[copied..i]);
-                out.push_str(value);
-                i += 1 + digits;
-                copied = i;
-            }
-            _ => i += 1,
-        }
-    }
-    out.push_str(&sql[copied.min(sql.len())..]);
-    Ok(out)
 }
 
 /// The catalog statement for `contract` (type spellings canonicalised first), with its inputs
@@ -521,6 +441,8 @@ struct LiveRows<'q> {
     /// Missing relations that exist under a name differing only in case: (schema, name).
     case_variants: Vec<(usize, (String, String))>,
     freshness: Freshness,
+    /// Whether the summary row has been read (there is exactly one).
+    summarised: bool,
 }
 
 impl<'q> LiveRows<'q> {
@@ -533,6 +455,7 @@ impl<'q> LiveRows<'q> {
             probed: Vec::new(),
             case_variants: Vec::new(),
             freshness: Freshness::default(),
+            summarised: false,
         }
     }
 
@@ -571,19 +494,44 @@ impl<'q> LiveRows<'q> {
                     type_name,
                 });
             }
-        } else if let Some(oid) = row.oid(col::RELATION_OID) {
-            // A relation that exists.
-            let rel = index(row.int4(col::RELATION), self.tables.len())?;
-            self.tables[rel].get_or_insert_with(LiveTable::default).oid = oid;
-        } else if let Some(name) = row.text(col::VARIANT_NAME) {
-            // A missing relation's case variant.
-            let rel = index(row.int4(col::RELATION), self.tables.len())?;
-            if let Some(schema) = row.text(col::VARIANT_SCHEMA) {
-                self.case_variants.push((rel, (schema, name)));
+        } else if let Some(summary) = row.str(col::SUMMARY) {
+            let summary = CatalogSummary::parse(&summary)
+                .map_err(|_| DriftError::Internal("the catalog read's summary is malformed"))?;
+            self.summarise(summary)?;
+        } else {
+            return Err(DriftError::Internal("a catalog row of no known shape"));
+        }
+        Ok(())
+    }
+
+    /// The summary row: which relations exist, case variants, probes, freshness.
+    fn summarise(&mut self, summary: CatalogSummary) -> Result<(), DriftError> {
+        let out_of_range = || DriftError::Internal("catalog summary out of range");
+        if std::mem::replace(&mut self.summarised, true) {
+            return Err(DriftError::Internal("two catalog summaries"));
+        }
+        let oids = summary.relation_oids.unwrap_or_default();
+        if oids.len() != self.tables.len() {
+            return Err(out_of_range());
+        }
+        for (table, oid) in self.tables.iter_mut().zip(oids) {
+            if let Some(oid) = oid {
+                table.get_or_insert_with(LiveTable::default).oid = oid;
             }
-        } else if let Some(probe) = row.int4(col::PROBE) {
-            let key = self.query.probes[index(Some(probe), self.query.probes.len())?].clone();
-            let resolved = match (row.oid(col::PROBE_TYPE), row.text(col::PROBE_SPELLING)) {
+        }
+        for (ord, schema, name) in summary.case_variants.unwrap_or_default() {
+            let rel = usize::try_from(ord - 1)
+                .ok()
+                .filter(|i| *i < self.tables.len())
+                .ok_or_else(out_of_range)?;
+            self.case_variants.push((rel, (schema, name)));
+        }
+        let probes = summary.probes.unwrap_or_default();
+        if probes.len() != self.query.probes.len() {
+            return Err(out_of_range());
+        }
+        for (key, found) in self.query.probes.iter().zip(probes) {
+            let resolved = match found {
                 (Some(oid), Some(spelling)) => ResolvedType::Known {
                     oid,
                     typmod: None,
@@ -593,16 +541,13 @@ impl<'q> LiveRows<'q> {
                     reason: format!("type \"{}\" does not exist", key.1),
                 },
             };
-            self.probed.push((key, resolved));
-        } else if let Some(in_recovery) = row.bool(col::IN_RECOVERY) {
-            self.freshness = Freshness {
-                in_recovery: Some(in_recovery),
-                replay_lag_ms: row.int8(col::REPLAY_LAG_MS),
-                replay_paused: row.bool(col::REPLAY_PAUSED),
-            };
-        } else {
-            return Err(DriftError::Internal("a catalog row of no known shape"));
+            self.probed.push((key.clone(), resolved));
         }
+        self.freshness = Freshness {
+            in_recovery: summary.in_recovery,
+            replay_lag_ms: summary.replay_lag_ms,
+            replay_paused: summary.replay_paused,
+        };
         Ok(())
     }
 
@@ -610,6 +555,9 @@ impl<'q> LiveRows<'q> {
         mut self,
         client: &SpiClient<'_>,
     ) -> Result<(LiveCatalog, Vec<(TypeKey, ResolvedType)>, Freshness), DriftError> {
+        if !self.summarised {
+            return Err(DriftError::Internal("the catalog read has no summary"));
+        }
         let pairs: Vec<(u32, i32)> = self.builtin.keys().copied().collect();
         let spelled = spell_builtin_types(client, &pairs)?;
         for (pair, name) in pairs.iter().zip(spelled) {

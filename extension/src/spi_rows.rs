@@ -10,8 +10,8 @@ use std::borrow::Cow;
 use std::ffi::CString;
 
 use pgrx::datum::DatumWithOid;
-use pgrx::pg_sys;
 use pgrx::pg_guard;
+use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 use pgrx::varlena;
 
@@ -41,11 +41,11 @@ impl Row<'_> {
         self.str(i).map(|s| s.into_owned())
     }
 
-    /// A `text` column, borrowed from the row where it is valid UTF-8 (always, in a UTF-8
+    /// A `text` (or `json`) column, borrowed from the row where it is valid UTF-8 (always, in a UTF-8
     /// database): valid while `each` runs.
     pub fn str(&self, i: usize) -> Option<Cow<'_, str>> {
-        // SAFETY: the column is `text` (checked in `for_each`) and the datum lives as long as
-        // the row.
+        // SAFETY: the column is `text` or `json`, both text varlenas (checked in `for_each`),
+        // and the datum lives as long as the row.
         (!self.nulls[i]).then(|| unsafe { text_datum(self.values[i]) })
     }
 
@@ -154,6 +154,8 @@ pub mod ty {
     pub const INT8: Oid = pg_sys::INT8OID;
     pub const TEXT: Oid = pg_sys::TEXTOID;
     pub const OID: Oid = pg_sys::OIDOID;
+    /// Read with `Row::str` (its text form).
+    pub const JSON: Oid = pg_sys::JSONOID;
     pub const BOOL: Oid = pg_sys::BOOLOID;
     pub const TEXT_ARRAY: Oid = pg_sys::TEXTARRAYOID;
     pub const BOOL_ARRAY: Oid = pg_sys::BOOLARRAYOID;
@@ -177,7 +179,8 @@ pub fn for_each(
 ) -> Result<(), DriftError> {
     // Only ever called inside an SPI connection (the client proves it).
     let _ = client;
-    let sql = CString::new(sql).map_err(|_| DriftError::Internal("a statement holds a NUL byte"))?;
+    let sql =
+        CString::new(sql).map_err(|_| DriftError::Internal("a statement holds a NUL byte"))?;
     let mut receiver = Receiver {
         base: pg_sys::DestReceiver {
             receiveSlot: Some(receive_slot),
@@ -263,7 +266,10 @@ unsafe extern "C-unwind" fn startup(
     let natts = (*desc).natts as usize;
     let attrs = (*desc).attrs.as_slice(natts);
     let matches = attrs.len() == this.types.len()
-        && attrs.iter().zip(this.types).all(|(attr, t)| attr.atttypid == *t);
+        && attrs
+            .iter()
+            .zip(this.types)
+            .all(|(attr, t)| attr.atttypid == *t);
     this.natts = natts;
     if !matches {
         this.result = Err(DriftError::Internal(

@@ -1,4 +1,6 @@
 use super::*;
+use std::collections::HashSet;
+
 use crate::contract::{ContractColumn, ContractTable};
 
 fn col(name: &str, data_type: Option<&str>) -> ContractColumn {
@@ -971,4 +973,39 @@ fn a_column_missing_by_case_only_keeps_both_rows_and_explains_the_removed_one() 
 
 fn live_lower() -> LiveTable {
     live(&[("phonenumber", INT4, -1, "integer")])
+}
+
+#[test]
+fn catalog_summary_parses_what_the_statement_builds() {
+    let s = CatalogSummary::parse(
+        r#"{"relation_oids" : [16746, null], "case_variants" : [[2, "Sales", "Orders"]],
+            "probes" : [[16999, "public.mood"], [null, null]], "in_recovery" : true,
+            "replay_lag_ms" : 1500, "replay_paused" : false}"#,
+    )
+    .unwrap();
+    assert_eq!(s.relation_oids, Some(vec![Some(16746), None]));
+    assert_eq!(
+        s.case_variants,
+        Some(vec![(2, "Sales".to_string(), "Orders".to_string())])
+    );
+    assert_eq!(
+        s.probes,
+        Some(vec![
+            (Some(16999), Some("public.mood".to_string())),
+            (None, None)
+        ])
+    );
+    assert_eq!(
+        (s.in_recovery, s.replay_lag_ms, s.replay_paused),
+        (Some(true), Some(1500), Some(false))
+    );
+    // A primary with nothing to report: json_agg over no rows is null.
+    let s = CatalogSummary::parse(
+        r#"{"relation_oids" : null, "case_variants" : null, "probes" : null,
+            "in_recovery" : false, "replay_lag_ms" : null, "replay_paused" : null}"#,
+    )
+    .unwrap();
+    assert_eq!(s.relation_oids, None);
+    assert_eq!(s.in_recovery, Some(false));
+    assert!(CatalogSummary::parse("{\"relation_oids\": [\"1\"]}").is_err());
 }
