@@ -260,6 +260,11 @@ impl TypeMap {
     pub fn get(&self, schema: &str, spelling: &str) -> Option<&ResolvedType> {
         self.0.get(schema)?.get(spelling)
     }
+
+    /// Every resolved spelling of one schema, to look up many columns of a table.
+    pub fn schema(&self, schema: &str) -> Option<&FxHashMap<String, ResolvedType>> {
+        self.0.get(schema)
+    }
 }
 
 impl FromIterator<(TypeKey, ResolvedType)> for TypeMap {
@@ -664,8 +669,11 @@ fn missing_detail(
     )
 }
 
-fn resolve<'a>(types: &'a TypeMap, schema: &str, spelling: &str) -> Option<&'a ResolvedType> {
-    types.get(schema, spelling)
+/// The resolved types of one schema (see [`TypeMap::schema`]).
+type SchemaTypes<'a> = Option<&'a FxHashMap<String, ResolvedType>>;
+
+fn resolve<'a>(types: SchemaTypes<'a>, spelling: &str) -> Option<&'a ResolvedType> {
+    types?.get(spelling)
 }
 
 /// How a documented column's type compares with a live column's.
@@ -676,16 +684,11 @@ enum TypeCheck {
     Invalid { spelling: String, reason: String },
 }
 
-fn check_type(
-    types: &TypeMap,
-    schema: &str,
-    column: &ContractColumn,
-    live: &LiveColumn,
-) -> TypeCheck {
+fn check_type(types: SchemaTypes<'_>, column: &ContractColumn, live: &LiveColumn) -> TypeCheck {
     let Some(spelling) = column.data_type.as_deref() else {
         return TypeCheck::NotDocumented;
     };
-    match resolve(types, schema, spelling) {
+    match resolve(types, spelling) {
         Some(ResolvedType::Known {
             oid,
             typmod,
@@ -710,13 +713,9 @@ fn check_type(
     }
 }
 
-fn canonical_contract_type(
-    types: &TypeMap,
-    schema: &str,
-    column: &ContractColumn,
-) -> Option<String> {
+fn canonical_contract_type(types: SchemaTypes<'_>, column: &ContractColumn) -> Option<String> {
     let spelling = column.data_type.as_deref()?;
-    Some(match resolve(types, schema, spelling) {
+    Some(match resolve(types, spelling) {
         Some(ResolvedType::Known { spelling, .. }) => spelling.clone(),
         _ => spelling.to_string(),
     })
@@ -815,12 +814,8 @@ fn diff_columns(
             out.push(delta);
         }
     };
-    let mut live_by_name: FxHashMap<&str, &LiveColumn> =
-        FxHashMap::with_capacity_and_hasher(live.columns.len(), Default::default());
-    live_by_name.extend(live.columns.iter().map(|c| (c.name.as_str(), c)));
-    let mut documented: FxHashSet<&str> =
-        FxHashSet::with_capacity_and_hasher(table.columns.len(), Default::default());
-    documented.extend(table.columns.iter().map(|c| c.name.as_str()));
+    // The resolved types of the table's schema, looked up once per table.
+    let types = types.schema(&table.schema);
 
     // The baseline's view of a column: by name (where a documented name used to be) and by
     // attnum (what that attnum is now).
@@ -831,6 +826,70 @@ fn diff_columns(
         Some(_) => live.columns.iter().map(|c| (c.attnum, c)).collect(),
         None => FxHashMap::default(),
     };
+
+    // A documented column against the live column of the same name: retyped or not.
+    let retyped = |column: &ContractColumn, live_column: &LiveColumn| -> Option<Delta> {
+        match check_type(types, column, live_column) {
+            TypeCheck::Matches => None,
+            // No data_type in the contract: the snapshot is the reference.
+            TypeCheck::NotDocumented => base_by_name
+                .get(column.name.as_str())
+                .filter(|b| b.attnum == live_column.attnum)
+                .filter(|b| (b.type_oid, b.typmod) != (live_column.type_oid, live_column.typmod))
+                .map(|before| {
+                    row(
+                        &column.name,
+                        Change::Retyped,
+                        Some(before.type_name.to_string()),
+                        Some(live_column.type_name.to_string()),
+                        Some(
+                            "type changed since the snapshot (the contract has no data_type)"
+                                .into(),
+                        ),
+                    )
+                }),
+            TypeCheck::Differs { contract } => Some(row(
+                &column.name,
+                Change::Retyped,
+                Some(contract),
+                Some(live_column.type_name.to_string()),
+                None,
+            )),
+            TypeCheck::Invalid { spelling, reason } => Some(row(
+                &column.name,
+                Change::Retyped,
+                Some(spelling.clone()),
+                Some(live_column.type_name.to_string()),
+                Some(format!(
+                    "contract data_type '{spelling}' is not a type the target knows: {reason}"
+                )),
+            )),
+        }
+    };
+
+    // The common case: the live columns are the documented ones, in the same order. Nothing is
+    // missing, renamed or undocumented; only types can differ.
+    if live.columns.len() == table.columns.len()
+        && live
+            .columns
+            .iter()
+            .zip(&table.columns)
+            .all(|(l, c)| l.name == c.name)
+    {
+        for (column, live_column) in table.columns.iter().zip(&live.columns) {
+            if let Some(delta) = retyped(column, live_column) {
+                emit(delta, Some(column));
+            }
+        }
+        return;
+    }
+
+    let mut live_by_name: FxHashMap<&str, &LiveColumn> =
+        FxHashMap::with_capacity_and_hasher(live.columns.len(), Default::default());
+    live_by_name.extend(live.columns.iter().map(|c| (c.name.as_str(), c)));
+    let mut documented: FxHashSet<&str> =
+        FxHashSet::with_capacity_and_hasher(table.columns.len(), Default::default());
+    documented.extend(table.columns.iter().map(|c| c.name.as_str()));
 
     let mut missing: Vec<&ContractColumn> = Vec::new();
     let mut renamed_to: FxHashSet<&str> = FxHashSet::default();
@@ -850,7 +909,7 @@ fn diff_columns(
                             row(
                                 &new.name,
                                 Change::Renamed,
-                                canonical_contract_type(types, &table.schema, column),
+                                canonical_contract_type(types, column),
                                 Some(new.type_name.to_string()),
                                 Some(format!(
                                     "renamed from {} (same column, attnum {}, as in the snapshot)",
@@ -866,54 +925,8 @@ fn diff_columns(
             }
             continue;
         };
-        match check_type(types, &table.schema, column, live_column) {
-            TypeCheck::Matches => {}
-            TypeCheck::NotDocumented => {
-                // No data_type in the contract: the snapshot is the reference.
-                if let Some(before) = base_by_name
-                    .get(column.name.as_str())
-                    .filter(|b| b.attnum == live_column.attnum)
-                    .filter(|b| {
-                        (b.type_oid, b.typmod) != (live_column.type_oid, live_column.typmod)
-                    })
-                {
-                    emit(
-                        row(
-                            &column.name,
-                            Change::Retyped,
-                            Some(before.type_name.to_string()),
-                            Some(live_column.type_name.to_string()),
-                            Some(
-                                "type changed since the snapshot (the contract has no data_type)"
-                                    .into(),
-                            ),
-                        ),
-                        Some(column),
-                    );
-                }
-            }
-            TypeCheck::Differs { contract } => emit(
-                row(
-                    &column.name,
-                    Change::Retyped,
-                    Some(contract),
-                    Some(live_column.type_name.to_string()),
-                    None,
-                ),
-                Some(column),
-            ),
-            TypeCheck::Invalid { spelling, reason } => emit(
-                row(
-                    &column.name,
-                    Change::Retyped,
-                    Some(spelling.clone()),
-                    Some(live_column.type_name.to_string()),
-                    Some(format!(
-                        "contract data_type '{spelling}' is not a type the target knows: {reason}"
-                    )),
-                ),
-                Some(column),
-            ),
+        if let Some(delta) = retyped(column, live_column) {
+            emit(delta, Some(column));
         }
     }
     let arrived: Vec<&LiveColumn> = live
@@ -926,17 +939,14 @@ fn diff_columns(
     // same type is a rename (but a difference in case only is a quoting mistake, said below).
     if let ([old], [new]) = (missing.as_slice(), arrived.as_slice()) {
         if !case_only(&old.name, &new.name)
-            && matches!(
-                check_type(types, &table.schema, old, new),
-                TypeCheck::Matches
-            )
+            && matches!(check_type(types, old, new), TypeCheck::Matches)
         {
             emit(
                 renamed(
                     row(
                         &new.name,
                         Change::Renamed,
-                        canonical_contract_type(types, &table.schema, old),
+                        canonical_contract_type(types, old),
                         Some(new.type_name.to_string()),
                         Some(format!("renamed from {}", old.name)),
                     ),
@@ -961,7 +971,7 @@ fn diff_columns(
                 row(
                     &old.name,
                     Change::Removed,
-                    canonical_contract_type(types, &table.schema, old),
+                    canonical_contract_type(types, old),
                     None,
                     detail,
                 ),

@@ -12,7 +12,7 @@
 //! result columns). Locally its inputs are bound as parameters; for a target each input is
 //! substituted into the same text as one escaped literal.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use drift_watch_core::ident::{array_literal, substitute};
@@ -152,23 +152,25 @@ fn canonical_types(
     client: &SpiClient<'_>,
     contract: &[ContractTable],
 ) -> Result<(TypeMap, Vec<TypeKey>), DriftError> {
-    // Distinct (spelling, schema) pairs: a contract repeats a handful of spellings over every
-    // column, so consecutive repeats are skipped before hashing.
-    let mut uses: FxHashMap<&str, Vec<&str>> = FxHashMap::default();
+    // Distinct (spelling, schema) pairs. read_contract shares one allocation per spelling, so
+    // spellings are told apart by address first (no hashing of the text per column); the few
+    // distinct addresses are then merged by text.
+    let mut by_address: FxHashMap<(*const u8, *const u8), (&str, &str)> = FxHashMap::default();
     for table in contract {
         let schema = table.schema.as_str();
-        let mut last: Option<&str> = None;
         for column in &table.columns {
             if let Some(t) = column.data_type.as_deref() {
-                if last == Some(t) {
-                    continue;
-                }
-                last = Some(t);
-                let schemas = uses.entry(t).or_default();
-                if !schemas.contains(&schema) {
-                    schemas.push(schema);
-                }
+                by_address
+                    .entry((t.as_ptr(), schema.as_ptr()))
+                    .or_insert((t, schema));
             }
+        }
+    }
+    let mut uses: FxHashMap<&str, Vec<&str>> = FxHashMap::default();
+    for (t, schema) in by_address.into_values() {
+        let schemas = uses.entry(t).or_default();
+        if !schemas.contains(&schema) {
+            schemas.push(schema);
         }
     }
     let mut resolved = TypeMap::default();
@@ -253,6 +255,8 @@ mod col {
 pub struct CatalogQuery {
     /// $1/$2: the relations, (schema, name); result `relation` i is `relations[i - 1]`.
     relations: Vec<(String, String)>,
+    /// Per relation, how many columns the contract lists for it (a capacity hint).
+    widths: Vec<usize>,
     /// The probes' keys; result `probe` i is `probes[i - 1]`.
     probes: Vec<TypeKey>,
     /// $3 to $7, one entry per probe (`None`: a spelling that names no type; it finds nothing).
@@ -261,17 +265,24 @@ pub struct CatalogQuery {
 
 impl CatalogQuery {
     pub fn new(contract: &[ContractTable], probes: Vec<TypeKey>) -> Self {
-        let relations: Vec<(String, String)> = contract
-            .iter()
-            .map(|t| (t.schema.as_str(), t.identifier.as_str()))
-            .collect::<BTreeSet<_>>()
+        // Relations in (schema, name) order, with the most columns any entry lists for them
+        // (the live table's likely width).
+        let mut wanted: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for t in contract {
+            let width = wanted
+                .entry((t.schema.as_str(), t.identifier.as_str()))
+                .or_default();
+            *width = (*width).max(t.columns.len());
+        }
+        let (relations, widths) = wanted
             .into_iter()
-            .map(|(s, n)| (s.to_string(), n.to_string()))
-            .collect();
+            .map(|((s, n), w)| ((s.to_string(), n.to_string()), w))
+            .unzip();
         // A user type is looked up by name in pg_type, in the schemas user_type_lookup lists.
         let lookups = probes.iter().map(|(s, t)| user_type_lookup(s, t)).collect();
         CatalogQuery {
             relations,
+            widths,
             probes,
             lookups,
         }
@@ -417,7 +428,14 @@ pub fn read_live(
             .execute()?;
         }
     }
+    let tb = t0.elapsed();
     let (catalog, probed, freshness) = rows.finish(client)?;
+    pgrx::notice!(
+        "TIMING canon+query {:?} read {:?} finish {:?}",
+        ta,
+        tb - ta,
+        t0.elapsed() - tb
+    );
     types.extend(probed);
     Ok(LiveRead {
         catalog,
@@ -433,7 +451,11 @@ struct LiveRows<'q> {
     tables: Vec<Option<LiveTable>>,
     /// Built-in (oid, typmod) pairs seen, with the columns typed so, as (relation, column)
     /// indexes: spelled by `spell_builtin_types` after the read.
-    builtin: FxHashMap<(u32, i32), Vec<(u32, u32)>>,
+    builtin: FxHashMap<(u32, i32), usize>,
+    /// Per entry of `builtin`: the pair, and its columns as (relation, column) indexes.
+    builtin_columns: Vec<((u32, i32), Vec<(u32, u32)>)>,
+    /// The last pair seen and its index (a table's columns share a few types).
+    last_builtin: Option<((u32, i32), usize)>,
     /// The placeholder spelling of a built-in type until `finish` (one allocation, shared).
     unspelled: Arc<str>,
     /// What the probes found on the target.
@@ -451,6 +473,8 @@ impl<'q> LiveRows<'q> {
             query,
             tables: vec![None; query.relations.len()],
             builtin: FxHashMap::default(),
+            builtin_columns: Vec::new(),
+            last_builtin: None,
             unspelled: Arc::from(""),
             probed: Vec::new(),
             case_variants: Vec::new(),
@@ -468,7 +492,11 @@ impl<'q> LiveRows<'q> {
         if let Some(attnum) = row.int4(col::ATTNUM) {
             // A live column.
             let rel = index(row.int4(col::RELATION), self.tables.len())?;
-            let table = self.tables[rel].get_or_insert_with(LiveTable::default);
+            let width = self.query.widths[rel];
+            let table = self.tables[rel].get_or_insert_with(|| LiveTable {
+                oid: 0,
+                columns: Vec::with_capacity(width + 2),
+            });
             if let (Some(type_oid), Some(typmod), Some(name)) = (
                 row.oid(col::ATTTYPID),
                 row.int4(col::ATTTYPMOD),
@@ -479,9 +507,21 @@ impl<'q> LiveRows<'q> {
                     Some(spelling) => Arc::from(spelling.as_ref()),
                     // A built-in: spelled after the read, once per (oid, typmod).
                     None => {
-                        self.builtin
-                            .entry((type_oid, typmod))
-                            .or_default()
+                        let pair = (type_oid, typmod);
+                        let at = match self.last_builtin {
+                            Some((last, at)) if last == pair => at,
+                            _ => {
+                                let next = self.builtin_columns.len();
+                                let at = *self.builtin.entry(pair).or_insert(next);
+                                if at == next {
+                                    self.builtin_columns.push((pair, Vec::new()));
+                                }
+                                self.last_builtin = Some((pair, at));
+                                at
+                            }
+                        };
+                        self.builtin_columns[at]
+                            .1
                             .push((rel as u32, table.columns.len() as u32));
                         self.unspelled.clone()
                     }
@@ -558,10 +598,10 @@ impl<'q> LiveRows<'q> {
         if !self.summarised {
             return Err(DriftError::Internal("the catalog read has no summary"));
         }
-        let pairs: Vec<(u32, i32)> = self.builtin.keys().copied().collect();
+        let pairs: Vec<(u32, i32)> = self.builtin_columns.iter().map(|(p, _)| *p).collect();
         let spelled = spell_builtin_types(client, &pairs)?;
-        for (pair, name) in pairs.iter().zip(spelled) {
-            let (Some(name), Some(columns)) = (name, self.builtin.get(pair)) else {
+        for ((_, columns), name) in self.builtin_columns.iter().zip(spelled) {
+            let Some(name) = name else {
                 continue;
             };
             for &(rel, at) in columns {

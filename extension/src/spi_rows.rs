@@ -3,7 +3,7 @@
 //! pgrx's `SpiHeapTupleData::get` crosses into Postgres once per cell (and `SPI_getbinval`
 //! re-walks variable-width rows from their first column each time). A catalog read of 30,000
 //! columns is ~200,000 cells, which made that overhead larger than the query itself. Here each
-//! row is deformed once with `heap_deform_tuple` and values are read straight from the datums;
+//! row is deformed once (`slot_getallattrs`) and values are read straight from the datums;
 //! rows are handed over one by one as the executor produces them (see `for_each`).
 
 use std::borrow::Cow;
@@ -59,14 +59,13 @@ impl Row<'_> {
         }
     }
 
-    /// A `text[]` column, each element borrowed as [`Row::str`] borrows.
-    pub fn str_array(&self, i: usize) -> Vec<Option<Cow<'_, str>>> {
+    /// A `text[]` column's elements, each borrowed as [`Row::str`] borrows.
+    pub fn str_array(&self, i: usize) -> impl Iterator<Item = Option<Cow<'_, str>>> + '_ {
         // SAFETY: the column is `text[]` (checked in `for_each`); elements are text datums
         // in memory that lives as long as the row (or the SPI call, for a detoasted copy).
         unsafe {
             self.array(i, pg_sys::TEXTOID, -1, false, pg_sys::TYPALIGN_INT as _)
                 .map(|d| d.map(|d| text_datum(d)))
-                .collect()
         }
     }
 
@@ -288,7 +287,11 @@ unsafe extern "C-unwind" fn receive_slot(
     if this.result.is_err() {
         return false;
     }
-    pg_sys::slot_getallattrs(slot);
+    // A projection's virtual slot has every value already; a stored tuple is deformed once
+    // (the check spares a guarded FFI call per row).
+    if ((*slot).tts_nvalid as usize) < this.natts {
+        pg_sys::slot_getallattrs(slot);
+    }
     let values = std::slice::from_raw_parts((*slot).tts_values, this.natts);
     let nulls = std::slice::from_raw_parts((*slot).tts_isnull, this.natts);
     this.result = (this.each)(&Row { values, nulls });

@@ -1,8 +1,10 @@
 //! The contract tables: writing a parsed document, reading the whole contract back.
 
+use std::sync::Arc;
+
 use drift_watch_core::{
-    ChangeSet, Contract, ContractColumn, ContractTable, Lineage, LineageNode, Parent, TablePolicy,
-    Undocumented,
+    ChangeSet, Contract, ContractColumn, ContractTable, FxHashSet, Lineage, LineageNode, Parent,
+    TablePolicy, Undocumented,
 };
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -260,6 +262,16 @@ pub fn read_contract(
     target: &str,
 ) -> Result<Vec<ContractTable>, DriftError> {
     let mut out = Vec::new();
+    // A contract spells the same few types over every column: one allocation per spelling.
+    let mut spellings: FxHashSet<Arc<str>> = FxHashSet::default();
+    let mut spelling = move |t: &str| match spellings.get(t) {
+        Some(known) => known.clone(),
+        None => {
+            let new: Arc<str> = Arc::from(t);
+            spellings.insert(new.clone());
+            new
+        }
+    };
     spi_rows::for_each(
         client,
         "SELECT t.source_name, t.table_name, t.database_name, m.live_schema, t.identifier,
@@ -294,17 +306,16 @@ pub fn read_contract(
                 }
                 ChangeSet::from_names(s.split(',').filter(|n| !n.is_empty())).unwrap_or_default()
             };
-            let mut column_ignore = row.str_array(10).into_iter();
+            let mut column_ignore = row.str_array(10);
             let columns = row
                 .str_array(5)
-                .into_iter()
                 .zip(row.str_array(6))
                 .zip(row.bool_array(7))
                 .filter_map(|((name, data_type), quoted)| {
                     let ignore = changes(column_ignore.next().flatten().as_deref());
                     Some(ContractColumn {
                         name: name?.into_owned(),
-                        data_type: data_type.map(|t| t.into_owned()),
+                        data_type: data_type.map(|t| spelling(&t)),
                         quoted: quoted.unwrap_or(false),
                         ignore,
                     })

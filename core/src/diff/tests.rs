@@ -792,7 +792,7 @@ fn the_real_gitlab_manifest_checks_clean_against_its_own_columns_with_one_baseli
             if entry.columns.iter().any(|l| l.name == c.name) {
                 continue;
             }
-            let spelling = c.data_type.clone().unwrap_or_else(|| "text".into());
+            let spelling = c.data_type.as_deref().unwrap_or("text").to_string();
             let next = 200_000 + oids.len() as u32;
             let oid = *oids
                 .entry((t.schema.clone(), spelling.clone()))
