@@ -428,14 +428,7 @@ pub fn read_live(
             .execute()?;
         }
     }
-    let tb = t0.elapsed();
     let (catalog, probed, freshness) = rows.finish(client)?;
-    pgrx::notice!(
-        "TIMING canon+query {:?} read {:?} finish {:?}",
-        ta,
-        tb - ta,
-        t0.elapsed() - tb
-    );
     types.extend(probed);
     Ok(LiveRead {
         catalog,
