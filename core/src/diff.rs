@@ -819,12 +819,22 @@ fn diff_columns(
 
     // The baseline's view of a column: by name (where a documented name used to be) and by
     // attnum (what that attnum is now).
-    let base_by_name: FxHashMap<&str, &LiveColumn> = baseline
-        .map(|b| b.columns.iter().map(|c| (c.name.as_str(), c)).collect())
-        .unwrap_or_default();
+    // (Only read for renames, which need a missing column, and for columns without data_type.)
+    let aligned = live.columns.len() == table.columns.len()
+        && live
+            .columns
+            .iter()
+            .zip(&table.columns)
+            .all(|(l, c)| l.name == c.name);
+    let base_by_name: FxHashMap<&str, &LiveColumn> = match baseline {
+        Some(b) if !aligned || table.columns.iter().any(|c| c.data_type.is_none()) => {
+            b.columns.iter().map(|c| (c.name.as_str(), c)).collect()
+        }
+        _ => FxHashMap::default(),
+    };
     let live_by_attnum: FxHashMap<i32, &LiveColumn> = match baseline {
-        Some(_) => live.columns.iter().map(|c| (c.attnum, c)).collect(),
-        None => FxHashMap::default(),
+        Some(_) if !aligned => live.columns.iter().map(|c| (c.attnum, c)).collect(),
+        _ => FxHashMap::default(),
     };
 
     // A documented column against the live column of the same name: retyped or not.
@@ -869,13 +879,7 @@ fn diff_columns(
 
     // The common case: the live columns are the documented ones, in the same order. Nothing is
     // missing, renamed or undocumented; only types can differ.
-    if live.columns.len() == table.columns.len()
-        && live
-            .columns
-            .iter()
-            .zip(&table.columns)
-            .all(|(l, c)| l.name == c.name)
-    {
+    if aligned {
         for (column, live_column) in table.columns.iter().zip(&live.columns) {
             if let Some(delta) = retyped(column, live_column) {
                 emit(delta, Some(column));

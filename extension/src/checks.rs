@@ -3,7 +3,9 @@
 //! (sql/checks.sql) wraps this in a savepoint so that a failure marks the run failed and changes
 //! nothing else. This module is the only writer of run state.
 
-use drift_watch_core::{check, Baseline, Baselines, Delta, LiveColumn};
+use std::sync::Arc;
+
+use drift_watch_core::{check, Baseline, Baselines, Delta, FxHashSet, LiveColumn};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
@@ -39,6 +41,15 @@ pub fn record(
 
 pub fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines, DriftError> {
     let mut out = Baselines::new();
+    let mut spellings: FxHashSet<Arc<str>> = FxHashSet::default();
+    let mut spelling = move |t: &str| match spellings.get(t) {
+        Some(known) => known.clone(),
+        None => {
+            let new: Arc<str> = Arc::from(t);
+            spellings.insert(new.clone());
+            new
+        }
+    };
     spi_rows::for_each(
         client,
         "SELECT schema_name, identifier, rel_oid, contract_fingerprint, attnums, column_names,
@@ -57,19 +68,20 @@ pub fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines,
             ty::TEXT_ARRAY,
         ],
         |row| {
-            let attnums = row.int4_array(4);
-            let names = row.text_array(5);
-            let oids = row.int8_array(6);
-            let typmods = row.int4_array(7);
-            let type_names = row.text_array(8);
-            let columns = (0..attnums.len())
-                .filter_map(|i| {
+            // Arrays are walked in place, and the few type spellings share an allocation each.
+            let columns = row
+                .int4_array_iter(4)
+                .zip(row.str_array(5))
+                .zip(row.int8_array_iter(6))
+                .zip(row.int4_array_iter(7))
+                .zip(row.str_array(8))
+                .filter_map(|((((attnum, name), oid), typmod), type_name)| {
                     Some(LiveColumn {
-                        attnum: attnums[i]?,
-                        name: names.get(i)?.clone()?,
-                        type_oid: (*oids.get(i)?)? as u32,
-                        typmod: (*typmods.get(i)?)?,
-                        type_name: type_names.get(i)?.clone()?.into(),
+                        attnum: attnum?,
+                        name: name?.into_owned(),
+                        type_oid: oid? as u32,
+                        typmod: typmod?,
+                        type_name: spelling(&type_name?),
                     })
                 })
                 .collect();

@@ -49,16 +49,6 @@ impl Row<'_> {
         (!self.nulls[i]).then(|| unsafe { text_datum(self.values[i]) })
     }
 
-    /// A `text[]` column, deconstructed once (not element by element through pgrx).
-    pub fn text_array(&self, i: usize) -> Vec<Option<String>> {
-        // SAFETY: the column is `text[]` (checked in `for_each`); elements are text datums.
-        unsafe {
-            self.array(i, pg_sys::TEXTOID, -1, false, pg_sys::TYPALIGN_INT as _)
-                .map(|d| d.map(|d| text_datum(d).into_owned()))
-                .collect()
-        }
-    }
-
     /// A `text[]` column's elements, each borrowed as [`Row::str`] borrows.
     pub fn str_array(&self, i: usize) -> impl Iterator<Item = Option<Cow<'_, str>>> + '_ {
         // SAFETY: the column is `text[]` (checked in `for_each`); elements are text datums
@@ -69,23 +59,21 @@ impl Row<'_> {
         }
     }
 
-    /// An `integer[]` column.
-    pub fn int4_array(&self, i: usize) -> Vec<Option<i32>> {
+    /// An `integer[]` column's elements, read in place.
+    pub fn int4_array_iter(&self, i: usize) -> impl Iterator<Item = Option<i32>> + '_ {
         // SAFETY: the column is `integer[]` (checked in `for_each`); elements are by value.
         unsafe {
             self.array(i, pg_sys::INT4OID, 4, true, pg_sys::TYPALIGN_INT as _)
                 .map(|d| d.map(|d| d.value() as i32))
-                .collect()
         }
     }
 
-    /// A `bigint[]` column.
-    pub fn int8_array(&self, i: usize) -> Vec<Option<i64>> {
+    /// A `bigint[]` column's elements, read in place.
+    pub fn int8_array_iter(&self, i: usize) -> impl Iterator<Item = Option<i64>> + '_ {
         // SAFETY: the column is `bigint[]` (checked in `for_each`); elements are by value.
         unsafe {
             self.array(i, pg_sys::INT8OID, 8, true, pg_sys::TYPALIGN_DOUBLE as _)
                 .map(|d| d.map(|d| d.value() as i64))
-                .collect()
         }
     }
 
