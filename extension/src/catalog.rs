@@ -153,21 +153,27 @@ fn canonical_types(
     contract: &[ContractTable],
 ) -> Result<(TypeMap, Vec<TypeKey>), DriftError> {
     // Distinct (spelling, schema) pairs. read_contract shares one allocation per spelling, so
-    // spellings are told apart by address first (no hashing of the text per column); the few
-    // distinct addresses are then merged by text.
-    let mut by_address: FxHashMap<(*const u8, *const u8), (&str, &str)> = FxHashMap::default();
+    // spellings are told apart by address (no hashing of the text per column), and schemas by
+    // their index among the few distinct ones; the distinct pairs are then merged by text.
+    let mut schemas: Vec<&str> = Vec::new();
+    let mut by_address: FxHashMap<(*const u8, usize), &str> = FxHashMap::default();
     for table in contract {
-        let schema = table.schema.as_str();
+        let schema = match schemas.iter().position(|s| *s == table.schema) {
+            Some(at) => at,
+            None => {
+                schemas.push(table.schema.as_str());
+                schemas.len() - 1
+            }
+        };
         for column in &table.columns {
             if let Some(t) = column.data_type.as_deref() {
-                by_address
-                    .entry((t.as_ptr(), schema.as_ptr()))
-                    .or_insert((t, schema));
+                by_address.entry((t.as_ptr(), schema)).or_insert(t);
             }
         }
     }
     let mut uses: FxHashMap<&str, Vec<&str>> = FxHashMap::default();
-    for (t, schema) in by_address.into_values() {
+    for ((_, schema), t) in by_address {
+        let schema = schemas[schema];
         let schemas = uses.entry(t).or_default();
         if !schemas.contains(&schema) {
             schemas.push(schema);

@@ -69,22 +69,24 @@ pub fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines,
         ],
         |row| {
             // Arrays are walked in place, and the few type spellings share an allocation each.
-            let columns = row
-                .int4_array_iter(4)
-                .zip(row.str_array(5))
-                .zip(row.int8_array_iter(6))
-                .zip(row.int4_array_iter(7))
-                .zip(row.str_array(8))
-                .filter_map(|((((attnum, name), oid), typmod), type_name)| {
-                    Some(LiveColumn {
-                        attnum: attnum?,
-                        name: name?.into_owned(),
-                        type_oid: oid? as u32,
-                        typmod: typmod?,
-                        type_name: spelling(&type_name?),
-                    })
-                })
-                .collect();
+            let attnums = row.int4_array_iter(4);
+            let mut columns = Vec::with_capacity(attnums.len());
+            columns.extend(
+                attnums
+                    .zip(row.str_array(5))
+                    .zip(row.int8_array_iter(6))
+                    .zip(row.int4_array_iter(7))
+                    .zip(row.str_array(8))
+                    .filter_map(|((((attnum, name), oid), typmod), type_name)| {
+                        Some(LiveColumn {
+                            attnum: attnum?,
+                            name: name?.into_owned(),
+                            type_oid: oid? as u32,
+                            typmod: typmod?,
+                            type_name: spelling(&type_name?),
+                        })
+                    }),
+            );
             out.insert(
                 (
                     row.text(0).unwrap_or_default(),

@@ -50,7 +50,7 @@ impl Row<'_> {
     }
 
     /// A `text[]` column's elements, each borrowed as [`Row::str`] borrows.
-    pub fn str_array(&self, i: usize) -> impl Iterator<Item = Option<Cow<'_, str>>> + '_ {
+    pub fn str_array(&self, i: usize) -> impl ExactSizeIterator<Item = Option<Cow<'_, str>>> + '_ {
         // SAFETY: the column is `text[]` (checked in `for_each`); elements are text datums
         // in memory that lives as long as the row (or the SPI call, for a detoasted copy).
         unsafe {
@@ -60,7 +60,7 @@ impl Row<'_> {
     }
 
     /// An `integer[]` column's elements, read in place.
-    pub fn int4_array_iter(&self, i: usize) -> impl Iterator<Item = Option<i32>> + '_ {
+    pub fn int4_array_iter(&self, i: usize) -> impl ExactSizeIterator<Item = Option<i32>> + '_ {
         // SAFETY: the column is `integer[]` (checked in `for_each`); elements are by value.
         unsafe {
             self.array(i, pg_sys::INT4OID, 4, true, pg_sys::TYPALIGN_INT as _)
@@ -98,7 +98,7 @@ impl Row<'_> {
         len: i16,
         byval: bool,
         align: std::ffi::c_char,
-    ) -> impl Iterator<Item = Option<pg_sys::Datum>> {
+    ) -> impl ExactSizeIterator<Item = Option<pg_sys::Datum>> {
         let mut elems: *mut pg_sys::Datum = std::ptr::null_mut();
         let mut nulls: *mut bool = std::ptr::null_mut();
         let mut count = 0;

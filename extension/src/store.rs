@@ -307,20 +307,22 @@ pub fn read_contract(
                 ChangeSet::from_names(s.split(',').filter(|n| !n.is_empty())).unwrap_or_default()
             };
             let mut column_ignore = row.str_array(10);
-            let columns = row
-                .str_array(5)
-                .zip(row.str_array(6))
-                .zip(row.bool_array(7))
-                .filter_map(|((name, data_type), quoted)| {
-                    let ignore = changes(column_ignore.next().flatten().as_deref());
-                    Some(ContractColumn {
-                        name: name?.into_owned(),
-                        data_type: data_type.map(|t| spelling(&t)),
-                        quoted: quoted.unwrap_or(false),
-                        ignore,
-                    })
-                })
-                .collect();
+            let names = row.str_array(5);
+            let mut columns = Vec::with_capacity(names.len());
+            columns.extend(
+                names
+                    .zip(row.str_array(6))
+                    .zip(row.bool_array(7))
+                    .filter_map(|((name, data_type), quoted)| {
+                        let ignore = changes(column_ignore.next().flatten().as_deref());
+                        Some(ContractColumn {
+                            name: name?.into_owned(),
+                            data_type: data_type.map(|t| spelling(&t)),
+                            quoted: quoted.unwrap_or(false),
+                            ignore,
+                        })
+                    }),
+            );
             out.push(ContractTable {
                 source_name: row.text(0).unwrap_or_default(),
                 table_name: row.text(1).unwrap_or_default(),
