@@ -787,6 +787,41 @@ impl<'a> Known<'a> {
     }
 }
 
+/// Whether the live columns are exactly the documented ones, in the same order.
+fn aligned(table: &ContractTable, live: &LiveTable) -> bool {
+    live.columns.len() == table.columns.len()
+        && live
+            .columns
+            .iter()
+            .zip(&table.columns)
+            .all(|(l, c)| l.name == c.name)
+}
+
+/// The relations whose baseline columns [`check`] and [`preview`] of `contract` against `live`
+/// do not read, with the relation oid and [`contract_fingerprint`] a stored baseline must have
+/// for that to hold: with both equal the baseline is exact (nothing to retake), and when the
+/// live columns are the documented ones in order, all of them typed (or none listed), the diff
+/// only compares types. A caller may then leave such a baseline's `columns` empty (the
+/// extension does not read them), which changes no outcome.
+pub fn baselines_without_columns(
+    contract: &[ContractTable],
+    live: &LiveCatalog,
+) -> FxHashMap<(String, String), (u32, String)> {
+    let mut out = FxHashMap::default();
+    for relation in relations(contract) {
+        let table = relation.table.as_ref();
+        let key = (table.schema.clone(), table.identifier.clone());
+        let Some(live_table) = live.get(&key) else {
+            continue;
+        };
+        let typed = table.columns.iter().all(|c| c.data_type.is_some());
+        if table.columns.is_empty() || (typed && aligned(table, live_table)) {
+            out.insert(key, (live_table.oid, contract_fingerprint(table)));
+        }
+    }
+    out
+}
+
 fn diff_columns(
     table: &ContractTable,
     live: &LiveTable,
@@ -820,12 +855,7 @@ fn diff_columns(
     // The baseline's view of a column: by name (where a documented name used to be) and by
     // attnum (what that attnum is now).
     // (Only read for renames, which need a missing column, and for columns without data_type.)
-    let aligned = live.columns.len() == table.columns.len()
-        && live
-            .columns
-            .iter()
-            .zip(&table.columns)
-            .all(|(l, c)| l.name == c.name);
+    let aligned = aligned(table, live);
     let base_by_name: FxHashMap<&str, &LiveColumn> = match baseline {
         Some(b) if !aligned || table.columns.iter().any(|c| c.data_type.is_none()) => {
             b.columns.iter().map(|c| (c.name.as_str(), c)).collect()

@@ -22,9 +22,9 @@ pub use contract::{
     ContractError, ContractTable, DocumentKind, ParseOptions, TablePolicy, Undocumented,
 };
 pub use diff::{
-    check, contract_fingerprint, diff, merge_relations, preview, Baseline, Baselines,
-    CatalogSummary, Change, CheckOutcome, Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType,
-    TypeKey, TypeMap,
+    baselines_without_columns, check, contract_fingerprint, diff, merge_relations, preview,
+    Baseline, Baselines, CatalogSummary, Change, CheckOutcome, Delta, LiveCatalog, LiveColumn,
+    LiveTable, ResolvedType, TypeKey, TypeMap,
 };
 pub use fxhash::{FxHashMap, FxHashSet};
 pub use lineage::{

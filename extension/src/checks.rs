@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
-use drift_watch_core::{check, Baseline, Baselines, Delta, FxHashSet, LiveColumn};
+use drift_watch_core::{
+    baselines_without_columns, check, Baseline, Baselines, ContractTable, Delta, FxHashSet,
+    LiveCatalog, LiveColumn,
+};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
@@ -31,7 +34,7 @@ pub fn record(
 ) -> Result<(), DriftError> {
     let key = target.unwrap_or("");
     Spi::connect_mut(|client| {
-        let baselines = read_baselines(client, key)?;
+        let baselines = read_baselines(client, key, contract, &live.catalog)?;
         let outcome = check(contract, &live.catalog, &live.types, &baselines);
         write_baselines(client, key, run_id, &outcome.baselines, contract)?;
         let counts = record_deltas(client, run_id, key, &outcome.deltas)?;
@@ -39,7 +42,16 @@ pub fn record(
     })
 }
 
-pub fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines, DriftError> {
+/// The stored baselines of `target`, as a check of `contract` against `live` needs them: the
+/// columns of an exact baseline that the diff would not read are left out (see
+/// `baselines_without_columns`).
+pub fn read_baselines(
+    client: &SpiClient<'_>,
+    target: &str,
+    contract: &[ContractTable],
+    live: &LiveCatalog,
+) -> Result<Baselines, DriftError> {
+    let unread = baselines_without_columns(contract, live);
     let mut out = Baselines::new();
     let mut spellings: FxHashSet<Arc<str>> = FxHashSet::default();
     let mut spelling = move |t: &str| match spellings.get(t) {
@@ -68,6 +80,26 @@ pub fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines,
             ty::TEXT_ARRAY,
         ],
         |row| {
+            let key = (
+                row.text(0).unwrap_or_default(),
+                row.text(1).unwrap_or_default(),
+            );
+            let rel_oid = row.int8(2).unwrap_or_default() as u32;
+            let contract_fingerprint = row.text(3).unwrap_or_default();
+            if unread
+                .get(&key)
+                .is_some_and(|(oid, f)| *oid == rel_oid && *f == contract_fingerprint)
+            {
+                out.insert(
+                    key,
+                    Baseline {
+                        rel_oid,
+                        contract_fingerprint,
+                        columns: Vec::new(),
+                    },
+                );
+                return Ok(());
+            }
             // Arrays are walked in place, and the few type spellings share an allocation each.
             let attnums = row.int4_array_iter(4);
             let mut columns = Vec::with_capacity(attnums.len());
@@ -88,13 +120,10 @@ pub fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines,
                     }),
             );
             out.insert(
-                (
-                    row.text(0).unwrap_or_default(),
-                    row.text(1).unwrap_or_default(),
-                ),
+                key,
                 Baseline {
-                    rel_oid: row.int8(2).unwrap_or_default() as u32,
-                    contract_fingerprint: row.text(3).unwrap_or_default(),
+                    rel_oid,
+                    contract_fingerprint,
                     columns,
                 },
             );

@@ -1009,3 +1009,81 @@ fn catalog_summary_parses_what_the_statement_builds() {
     assert_eq!(s.in_recovery, Some(false));
     assert!(CatalogSummary::parse("{\"relation_oids\": [\"1\"]}").is_err());
 }
+
+#[test]
+fn baselines_without_columns_change_no_outcome() {
+    let t = types(&[
+        ("int", known(INT4, None, "integer")),
+        ("text", known(TEXT, None, "text")),
+    ]);
+    let contract = vec![
+        // Aligned and typed: its exact baseline's columns are not read...
+        table("a", vec![col("id", Some("int")), col("name", Some("text"))]),
+        // ...nor those of a table listing no columns; the others' are.
+        table("b", vec![]),
+        table("c", vec![col("id", None), col("name", Some("text"))]),
+        table("d", vec![col("id", Some("int")), col("name", Some("text"))]),
+    ];
+    let first = catalog(vec![
+        (
+            "a",
+            live(&[("id", INT4, -1, "integer"), ("name", TEXT, -1, "text")]),
+        ),
+        ("b", live(&[("x", INT4, -1, "integer")])),
+        (
+            "c",
+            live(&[("id", INT4, -1, "integer"), ("name", TEXT, -1, "text")]),
+        ),
+        (
+            "d",
+            live(&[("id", INT4, -1, "integer"), ("name", TEXT, -1, "text")]),
+        ),
+    ]);
+    let stored: Baselines = check(&contract, &first, &t, &Baselines::new())
+        .baselines
+        .into_iter()
+        .collect();
+    // Then: a retyped in place, b gains a column, c's untyped id retyped, d's name renamed.
+    let now = catalog(vec![
+        (
+            "a",
+            live(&[("id", INT8, -1, "bigint"), ("name", TEXT, -1, "text")]),
+        ),
+        (
+            "b",
+            live(&[("x", INT4, -1, "integer"), ("y", TEXT, -1, "text")]),
+        ),
+        (
+            "c",
+            live(&[("id", INT8, -1, "bigint"), ("name", TEXT, -1, "text")]),
+        ),
+        (
+            "d",
+            live(&[("id", INT4, -1, "integer"), ("label", TEXT, -1, "text")]),
+        ),
+    ]);
+    let unread = baselines_without_columns(&contract, &now);
+    let mut keys: Vec<&str> = unread.keys().map(|k| k.1.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["a", "b"]);
+    let trimmed: Baselines = stored
+        .iter()
+        .map(|(k, b)| {
+            let mut b = b.clone();
+            if unread.get(k) == Some(&(b.rel_oid, b.contract_fingerprint.clone())) {
+                b.columns.clear();
+            }
+            (k.clone(), b)
+        })
+        .collect();
+    assert!(trimmed.values().any(|b| b.columns.is_empty()));
+    let full = check(&contract, &now, &t, &stored);
+    let light = check(&contract, &now, &t, &trimmed);
+    assert_eq!(summary(&full.deltas), summary(&light.deltas));
+    assert_eq!(full.baselines, light.baselines);
+    assert_eq!(
+        summary(&preview(&contract, &now, &t, &stored)),
+        summary(&preview(&contract, &now, &t, &trimmed))
+    );
+    assert!(summary(&full.deltas).iter().any(|d| d.contains("renamed")));
+}
