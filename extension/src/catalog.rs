@@ -79,10 +79,8 @@ fn preflight(client: &SpiClient<'_>, target: &str) -> Result<Preflight, DriftErr
         client,
         "SELECT k.known, k.mapped, current_user::text,
                 CASE WHEN k.known AND k.mapped THEN
-                  (SELECT (extract(epoch FROM s.statement_timeout) * 1000)::int8
-                     FROM drift_watch._target_setting($1) s) END,
-                CASE WHEN k.known AND k.mapped THEN
-                  (SELECT (extract(epoch FROM s.lock_timeout) * 1000)::int8
+                  (SELECT ARRAY[(extract(epoch FROM s.statement_timeout) * 1000)::int8,
+                                (extract(epoch FROM s.lock_timeout) * 1000)::int8]
                      FROM drift_watch._target_setting($1) s) END,
                 (SELECT n.nspname::text FROM pg_catalog.pg_extension e
                    JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
@@ -101,20 +99,20 @@ fn preflight(client: &SpiClient<'_>, target: &str) -> Result<Preflight, DriftErr
             ty::BOOL,
             ty::BOOL,
             ty::TEXT,
-            ty::INT8,
-            ty::INT8,
+            ty::INT8_ARRAY,
             ty::TEXT,
             ty::BOOL,
         ],
         |r| {
+            let mut timeouts = r.int8_array_iter(3);
             row = Some((
                 r.bool(0),
                 r.bool(1),
                 r.text(2),
-                r.int8(3),
-                r.int8(4),
-                r.text(5),
-                r.bool(6),
+                timeouts.next().flatten(),
+                timeouts.next().flatten(),
+                r.text(4),
+                r.bool(5),
             ));
             Ok(())
         },
@@ -443,6 +441,12 @@ pub fn read_live(
     })
 }
 
+/// A live column by (relation index, column index).
+type ColumnAt = (u32, u32);
+
+/// What a probe found: the probed (schema, spelling) and its resolution.
+type Probed = (TypeKey, ResolvedType);
+
 /// Accumulates result rows into the live catalog.
 struct LiveRows<'q> {
     query: &'q CatalogQuery,
@@ -452,13 +456,13 @@ struct LiveRows<'q> {
     /// indexes: spelled by `spell_builtin_types` after the read.
     builtin: FxHashMap<(u32, i32), usize>,
     /// Per entry of `builtin`: the pair, and its columns as (relation, column) indexes.
-    builtin_columns: Vec<((u32, i32), Vec<(u32, u32)>)>,
+    builtin_columns: Vec<((u32, i32), Vec<ColumnAt>)>,
     /// The last pair seen and its index (a table's columns share a few types).
     last_builtin: Option<((u32, i32), usize)>,
     /// The placeholder spelling of a built-in type until `finish` (one allocation, shared).
     unspelled: Arc<str>,
     /// What the probes found on the target.
-    probed: Vec<(TypeKey, ResolvedType)>,
+    probed: Vec<Probed>,
     /// Missing relations that exist under a name differing only in case: (schema, name).
     case_variants: Vec<(usize, (String, String))>,
     freshness: Freshness,
@@ -593,7 +597,7 @@ impl<'q> LiveRows<'q> {
     fn finish(
         mut self,
         client: &SpiClient<'_>,
-    ) -> Result<(LiveCatalog, Vec<(TypeKey, ResolvedType)>, Freshness), DriftError> {
+    ) -> Result<(LiveCatalog, Vec<Probed>, Freshness), DriftError> {
         if !self.summarised {
             return Err(DriftError::Internal("the catalog read has no summary"));
         }
