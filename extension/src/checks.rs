@@ -51,7 +51,8 @@ pub fn read_baselines(
     contract: &[ContractTable],
     live: &LiveCatalog,
 ) -> Result<Baselines, DriftError> {
-    let unread = baselines_without_columns(contract, live);
+    // Computed at the first stored baseline (there may be none).
+    let mut unread = None;
     let mut out = Baselines::new();
     let mut spellings: FxHashSet<Arc<str>> = FxHashSet::default();
     let mut spelling = move |t: &str| match spellings.get(t) {
@@ -87,6 +88,7 @@ pub fn read_baselines(
             let rel_oid = row.int8(2).unwrap_or_default() as u32;
             let contract_fingerprint = row.text(3).unwrap_or_default();
             if unread
+                .get_or_insert_with(|| baselines_without_columns(contract, live))
                 .get(&key)
                 .is_some_and(|(oid, f)| *oid == rel_oid && *f == contract_fingerprint)
             {
