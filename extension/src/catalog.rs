@@ -75,7 +75,7 @@ struct Preflight {
 /// connection name taken).
 fn preflight(client: &SpiClient<'_>, target: &str) -> Result<Preflight, DriftError> {
     let mut row = None;
-    spi_rows::for_each(
+    spi_rows::for_each_saved(
         client,
         "SELECT k.known, k.mapped, current_user::text,
                 CASE WHEN k.known AND k.mapped THEN
@@ -183,7 +183,7 @@ fn canonical_types(
         return Ok((resolved, probes));
     }
     let spellings: Vec<&str> = uses.keys().copied().collect();
-    spi_rows::for_each(
+    spi_rows::for_each_saved(
         client,
         "SELECT spelling, type_oid, typmod, canonical, needs_target, parse_error
            FROM drift_watch._canonical_types($1)",
@@ -643,7 +643,7 @@ fn spell_builtin_types(
     }
     let (oids, typmods): (Vec<i64>, Vec<i32>) =
         pairs.iter().map(|(o, m)| (i64::from(*o), *m)).unzip();
-    spi_rows::for_each(
+    spi_rows::for_each_saved(
         client,
         "SELECT i::int4, pg_catalog.format_type(t::oid, m)::text
            FROM unnest($1::int8[], $2::int4[]) WITH ORDINALITY AS u(t, m, i)",

@@ -63,7 +63,7 @@ pub fn read_baselines(
             new
         }
     };
-    spi_rows::for_each(
+    spi_rows::for_each_saved(
         client,
         "SELECT schema_name, identifier, rel_oid, contract_fingerprint, attnums, column_names,
                 type_oids, typmods, type_names

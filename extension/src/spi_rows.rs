@@ -7,6 +7,7 @@
 //! rows are handed over one by one as the executor produces them (see `for_each`).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::ffi::CString;
 
 use pgrx::datum::DatumWithOid;
@@ -162,12 +163,59 @@ pub fn for_each(
     sql: &str,
     args: &[DatumWithOid<'_>],
     types: &[pg_sys::Oid],
+    each: impl FnMut(&Row<'_>) -> Result<(), DriftError>,
+) -> Result<(), DriftError> {
+    run(client, Plan::Once(sql), args, types, each)
+}
+
+/// [`for_each`] for a fixed statement run on every call: it is planned once per backend and
+/// the plan kept (`SPI_keepplan`); Postgres's plan cache replans it when an object it uses
+/// changes, or the search path does. `args` must have the same types on every call.
+pub fn for_each_saved(
+    client: &SpiClient<'_>,
+    sql: &'static str,
+    args: &[DatumWithOid<'_>],
+    types: &[pg_sys::Oid],
+    each: impl FnMut(&Row<'_>) -> Result<(), DriftError>,
+) -> Result<(), DriftError> {
+    run(client, Plan::Saved(sql), args, types, each)
+}
+
+enum Plan<'s> {
+    Once(&'s str),
+    Saved(&'static str),
+}
+
+thread_local! {
+    /// Kept plans by statement text (address and length: the texts are static).
+    static SAVED: RefCell<Vec<(usize, usize, SendPlan)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A kept plan; a backend has one thread.
+#[derive(Clone, Copy)]
+struct SendPlan(pg_sys::SPIPlanPtr);
+
+/// Prepares `sql` for `args`' types.
+unsafe fn prepare(sql: &str, args: &[DatumWithOid<'_>]) -> Result<pg_sys::SPIPlanPtr, DriftError> {
+    let sql =
+        CString::new(sql).map_err(|_| DriftError::Internal("a statement holds a NUL byte"))?;
+    let mut argtypes: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
+    let plan = pg_sys::SPI_prepare(sql.as_ptr(), args.len() as i32, argtypes.as_mut_ptr());
+    if plan.is_null() {
+        return Err(DriftError::Internal("a statement could not be prepared"));
+    }
+    Ok(plan)
+}
+
+fn run(
+    client: &SpiClient<'_>,
+    plan: Plan<'_>,
+    args: &[DatumWithOid<'_>],
+    types: &[pg_sys::Oid],
     mut each: impl FnMut(&Row<'_>) -> Result<(), DriftError>,
 ) -> Result<(), DriftError> {
     // Only ever called inside an SPI connection (the client proves it).
     let _ = client;
-    let sql =
-        CString::new(sql).map_err(|_| DriftError::Internal("a statement holds a NUL byte"))?;
     let mut receiver = Receiver {
         base: pg_sys::DestReceiver {
             receiveSlot: Some(receive_slot),
@@ -183,8 +231,9 @@ pub fn for_each(
         result: Ok(()),
     };
     // SAFETY: the receiver outlives the execution (it is on this frame); parameters are built
-    // in the current (SPI procedure) memory context from datums the caller keeps alive; the plan
-    // is freed after use. Errors raised by Postgres unwind through pgrx's FFI guard.
+    // in the current (SPI procedure) memory context from datums the caller keeps alive; a
+    // one-off plan is freed after use, a kept one lives in CacheMemoryContext. Errors raised by
+    // Postgres unwind through pgrx's FFI guard.
     let status = unsafe {
         // As pgrx's own SPI calls: read-only while this transaction has written nothing.
         let read_only = pg_sys::GetCurrentTransactionIdIfAny() == pg_sys::InvalidTransactionId;
@@ -197,15 +246,8 @@ pub fn for_each(
             dest: &mut receiver.base,
             owner: std::ptr::null_mut(),
         };
-        if args.is_empty() {
-            pg_sys::SPI_execute_extended(sql.as_ptr(), &options)
-        } else {
+        if !args.is_empty() {
             let n = args.len();
-            let mut argtypes: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
-            let plan = pg_sys::SPI_prepare(sql.as_ptr(), n as i32, argtypes.as_mut_ptr());
-            if plan.is_null() {
-                return Err(DriftError::Internal("a statement could not be prepared"));
-            }
             let params = pg_sys::makeParamList(n as i32);
             let slots = (*params).params.as_mut_slice(n);
             for (slot, arg) in slots.iter_mut().zip(args) {
@@ -219,9 +261,40 @@ pub fn for_each(
                 };
             }
             options.params = params;
-            let status = pg_sys::SPI_execute_plan_extended(plan, &options);
-            pg_sys::SPI_freeplan(plan);
-            status
+        }
+        match plan {
+            Plan::Once(sql) if args.is_empty() => {
+                let sql = CString::new(sql)
+                    .map_err(|_| DriftError::Internal("a statement holds a NUL byte"))?;
+                pg_sys::SPI_execute_extended(sql.as_ptr(), &options)
+            }
+            Plan::Once(sql) => {
+                let plan = prepare(sql, args)?;
+                let status = pg_sys::SPI_execute_plan_extended(plan, &options);
+                pg_sys::SPI_freeplan(plan);
+                status
+            }
+            Plan::Saved(sql) => {
+                let key = (sql.as_ptr() as usize, sql.len());
+                let kept = SAVED.with_borrow(|saved| {
+                    saved
+                        .iter()
+                        .find(|(p, l, _)| (*p, *l) == key)
+                        .map(|(_, _, plan)| *plan)
+                });
+                let plan = match kept {
+                    Some(SendPlan(plan)) => plan,
+                    None => {
+                        let plan = prepare(sql, args)?;
+                        if pg_sys::SPI_keepplan(plan) != 0 {
+                            return Err(DriftError::Internal("a plan could not be kept"));
+                        }
+                        SAVED.with_borrow_mut(|saved| saved.push((key.0, key.1, SendPlan(plan))));
+                        plan
+                    }
+                };
+                pg_sys::SPI_execute_plan_extended(plan, &options)
+            }
         }
     };
     if status < 0 {

@@ -272,7 +272,7 @@ pub fn read_contract(
             new
         }
     };
-    spi_rows::for_each(
+    spi_rows::for_each_saved(
         client,
         "SELECT t.source_name, t.table_name, t.database_name, m.live_schema, t.identifier,
                 t.column_names, t.data_types, t.quoted, t.undocumented,
