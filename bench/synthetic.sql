@@ -93,22 +93,6 @@ BEGIN
 END
 $$;
 
--- The statement drift_diff() sends for the stored contract (extension/src/catalog.rs,
--- catalog_query; no user types here, so no probe branch). Run it with search_path = pg_catalog,
--- as drift_diff does.
-CREATE FUNCTION bench.catalog_query() RETURNS text LANGUAGE sql STABLE AS $$
-  SELECT format(
-    'SELECT ''c''::text AS kind, n.nspname::text AS a, c.relname::text AS b, a.attname::text AS c, '
-    'a.attnum::int4 AS d, format_type(a.atttypid, NULL) AS e, format_type(a.atttypid, a.atttypmod) AS f '
-    'FROM unnest(ARRAY[%s]::name[], ARRAY[%s]::name[]) AS w(nsp, rel) '
-    'JOIN pg_namespace n ON n.nspname = w.nsp '
-    'JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel AND c.relkind IN (''r'', ''p'', ''v'', ''m'', ''f'') '
-    'LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped',
-    string_agg(quote_literal(schema_name), ',' ORDER BY schema_name COLLATE "C", identifier COLLATE "C"),
-    string_agg(quote_literal(identifier), ',' ORDER BY schema_name COLLATE "C", identifier COLLATE "C"))
-  FROM (SELECT DISTINCT schema_name, identifier FROM drift_watch.contract_table) r
-$$;
-
 -- The floor: the least any tool must ask of the catalog for the same relations, relation and
 -- column names plus one format_type per column (oids = true: the type oid and typmod instead).
 CREATE FUNCTION bench.minimal_query(oids boolean) RETURNS text LANGUAGE sql STABLE AS $$

@@ -15,6 +15,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
@@ -222,7 +223,7 @@ pub struct ContractColumn {
     /// The column name as Postgres stores it.
     pub name: String,
     /// `data_type` exactly as written; canonicalised later by the server's type parser.
-    pub data_type: Option<String>,
+    pub data_type: Option<Arc<str>>,
     pub quoted: bool,
     /// The column's own `drift_watch` `ignore:` (the diff adds the table's).
     pub ignore: ChangeSet,
@@ -646,7 +647,7 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
                 .ignore();
                 columns.push(ContractColumn {
                     name: ident::resolve(&raw, quoted),
-                    data_type,
+                    data_type: data_type.map(Arc::from),
                     quoted,
                     ignore,
                 });
@@ -1158,7 +1159,7 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
             };
             columns.push(ContractColumn {
                 name: ident::resolve(&name, quoted),
-                data_type,
+                data_type: data_type.map(Arc::from),
                 quoted,
                 ignore,
             });

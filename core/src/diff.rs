@@ -15,11 +15,12 @@
 //! [`merge_relations`]).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::contract::{ChangeSet, ContractColumn, ContractTable, TablePolicy, Undocumented};
+use crate::fxhash::{FxHashMap, FxHashSet};
 use crate::ident;
 
 /// One delta kind; the text form is part of the SQL interface.
@@ -159,10 +160,10 @@ pub fn contract_fingerprint(table: &ContractTable) -> String {
 /// The live relations that the contract names, keyed by (schema, relation) as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LiveCatalog {
-    pub tables: HashMap<(String, String), LiveTable>,
+    pub tables: FxHashMap<(String, String), LiveTable>,
     /// A contract relation (schema, identifier) that does not exist, mapped to the live relation
     /// whose schema and name differ from it only in case (the `table_missing` detail names it).
-    pub case_variants: HashMap<(String, String), (String, String)>,
+    pub case_variants: FxHashMap<(String, String), (String, String)>,
 }
 
 impl LiveCatalog {
@@ -172,8 +173,8 @@ impl LiveCatalog {
 
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            tables: HashMap::with_capacity(capacity),
-            case_variants: HashMap::new(),
+            tables: FxHashMap::with_capacity_and_hasher(capacity, Default::default()),
+            case_variants: FxHashMap::default(),
         }
     }
 
@@ -198,8 +199,33 @@ impl FromIterator<((String, String), LiveTable)> for LiveCatalog {
     fn from_iter<I: IntoIterator<Item = ((String, String), LiveTable)>>(iter: I) -> Self {
         Self {
             tables: iter.into_iter().collect(),
-            case_variants: HashMap::new(),
+            case_variants: FxHashMap::default(),
         }
+    }
+}
+
+/// What a catalog read returns besides its column rows, as one JSON object (see
+/// extension/src/catalog_read.sql, which documents each field).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct CatalogSummary {
+    /// Per relation asked for, in order: its `pg_class.oid`, or `None` when it does not exist.
+    #[serde(default)]
+    pub relation_oids: Option<Vec<Option<u32>>>,
+    /// `(relation index from 1, schema, name)` of a live relation differing only in case from a
+    /// missing one.
+    #[serde(default)]
+    pub case_variants: Option<Vec<(i64, String, String)>>,
+    /// Per probe, in order: the type's oid and spelling on the target, or `None`s.
+    #[serde(default)]
+    pub probes: Option<Vec<(Option<u32>, Option<String>)>>,
+    pub in_recovery: Option<bool>,
+    pub replay_lag_ms: Option<i64>,
+    pub replay_paused: Option<bool>,
+}
+
+impl CatalogSummary {
+    pub fn parse(json: &str) -> Result<Self, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
     }
 }
 
@@ -224,7 +250,7 @@ pub type TypeKey = (String, String);
 /// Resolved contract types by schema, then spelling: looked up once per documented column, so
 /// lookups borrow instead of building a `TypeKey`.
 #[derive(Debug, Clone, Default)]
-pub struct TypeMap(HashMap<String, HashMap<String, ResolvedType>>);
+pub struct TypeMap(FxHashMap<String, FxHashMap<String, ResolvedType>>);
 
 impl TypeMap {
     pub fn insert(&mut self, (schema, spelling): TypeKey, resolved: ResolvedType) {
@@ -233,6 +259,11 @@ impl TypeMap {
 
     pub fn get(&self, schema: &str, spelling: &str) -> Option<&ResolvedType> {
         self.0.get(schema)?.get(spelling)
+    }
+
+    /// Every resolved spelling of one schema, to look up many columns of a table.
+    pub fn schema(&self, schema: &str) -> Option<&FxHashMap<String, ResolvedType>> {
+        self.0.get(schema)
     }
 }
 
@@ -333,7 +364,8 @@ struct Relation<'a> {
 }
 
 fn relations(contract: &[ContractTable]) -> Vec<Relation<'_>> {
-    let mut index: HashMap<(&str, &str), usize> = HashMap::with_capacity(contract.len());
+    let mut index: FxHashMap<(&str, &str), usize> =
+        FxHashMap::with_capacity_and_hasher(contract.len(), Default::default());
     let mut groups: Vec<Vec<&ContractTable>> = Vec::with_capacity(contract.len());
     for table in contract {
         let key = (table.schema.as_str(), table.identifier.as_str());
@@ -384,7 +416,7 @@ fn merge(entries: &[&ContractTable]) -> ContractTable {
     sources.sort_unstable();
     sources.dedup();
     let mut columns: Vec<ContractColumn> = Vec::new();
-    let mut at: HashMap<&str, usize> = HashMap::new();
+    let mut at: FxHashMap<&str, usize> = FxHashMap::default();
     for entry in entries {
         for column in &entry.columns {
             let ignore = entry.policy.ignore.union(column.ignore);
@@ -499,7 +531,7 @@ fn compare(
         }
         // Attnums of the columns that appeared after the baseline: a retaken baseline leaves them
         // out, so that they stay `added` (a contract edit is no reason to forget they are new).
-        let mut appeared = HashSet::new();
+        let mut appeared = FxHashSet::default();
         if !table.columns.is_empty() {
             diff_columns(
                 table,
@@ -637,8 +669,11 @@ fn missing_detail(
     )
 }
 
-fn resolve<'a>(types: &'a TypeMap, schema: &str, spelling: &str) -> Option<&'a ResolvedType> {
-    types.get(schema, spelling)
+/// The resolved types of one schema (see [`TypeMap::schema`]).
+type SchemaTypes<'a> = Option<&'a FxHashMap<String, ResolvedType>>;
+
+fn resolve<'a>(types: SchemaTypes<'a>, spelling: &str) -> Option<&'a ResolvedType> {
+    types?.get(spelling)
 }
 
 /// How a documented column's type compares with a live column's.
@@ -649,16 +684,11 @@ enum TypeCheck {
     Invalid { spelling: String, reason: String },
 }
 
-fn check_type(
-    types: &TypeMap,
-    schema: &str,
-    column: &ContractColumn,
-    live: &LiveColumn,
-) -> TypeCheck {
+fn check_type(types: SchemaTypes<'_>, column: &ContractColumn, live: &LiveColumn) -> TypeCheck {
     let Some(spelling) = column.data_type.as_deref() else {
         return TypeCheck::NotDocumented;
     };
-    match resolve(types, schema, spelling) {
+    match resolve(types, spelling) {
         Some(ResolvedType::Known {
             oid,
             typmod,
@@ -683,13 +713,9 @@ fn check_type(
     }
 }
 
-fn canonical_contract_type(
-    types: &TypeMap,
-    schema: &str,
-    column: &ContractColumn,
-) -> Option<String> {
+fn canonical_contract_type(types: SchemaTypes<'_>, column: &ContractColumn) -> Option<String> {
     let spelling = column.data_type.as_deref()?;
-    Some(match resolve(types, schema, spelling) {
+    Some(match resolve(types, spelling) {
         Some(ResolvedType::Known { spelling, .. }) => spelling.clone(),
         _ => spelling.to_string(),
     })
@@ -734,8 +760,8 @@ fn case_twin_detail(column: &ContractColumn, live: &str) -> String {
 /// `added`).
 enum Known<'a> {
     All,
-    Attnums(HashSet<i32>),
-    Names(HashSet<&'a str>),
+    Attnums(FxHashSet<i32>),
+    Names(FxHashSet<&'a str>),
 }
 
 impl<'a> Known<'a> {
@@ -761,13 +787,48 @@ impl<'a> Known<'a> {
     }
 }
 
+/// Whether the live columns are exactly the documented ones, in the same order.
+fn aligned(table: &ContractTable, live: &LiveTable) -> bool {
+    live.columns.len() == table.columns.len()
+        && live
+            .columns
+            .iter()
+            .zip(&table.columns)
+            .all(|(l, c)| l.name == c.name)
+}
+
+/// The relations whose baseline columns [`check`] and [`preview`] of `contract` against `live`
+/// do not read, with the relation oid and [`contract_fingerprint`] a stored baseline must have
+/// for that to hold: with both equal the baseline is exact (nothing to retake), and when the
+/// live columns are the documented ones in order, all of them typed (or none listed), the diff
+/// only compares types. A caller may then leave such a baseline's `columns` empty (the
+/// extension does not read them), which changes no outcome.
+pub fn baselines_without_columns(
+    contract: &[ContractTable],
+    live: &LiveCatalog,
+) -> FxHashMap<(String, String), (u32, String)> {
+    let mut out = FxHashMap::default();
+    for relation in relations(contract) {
+        let table = relation.table.as_ref();
+        let key = (table.schema.clone(), table.identifier.clone());
+        let Some(live_table) = live.get(&key) else {
+            continue;
+        };
+        let typed = table.columns.iter().all(|c| c.data_type.is_some());
+        if table.columns.is_empty() || (typed && aligned(table, live_table)) {
+            out.insert(key, (live_table.oid, contract_fingerprint(table)));
+        }
+    }
+    out
+}
+
 fn diff_columns(
     table: &ContractTable,
     live: &LiveTable,
     types: &TypeMap,
     history: &History<'_>,
     out: &mut Vec<Delta>,
-    appeared: &mut HashSet<i32>,
+    appeared: &mut FxHashSet<i32>,
 ) {
     let baseline = history.exact();
     let row = |column: &str, change, contract_type, live_type, detail| Delta {
@@ -788,22 +849,84 @@ fn diff_columns(
             out.push(delta);
         }
     };
-    let live_by_name: HashMap<&str, &LiveColumn> =
-        live.columns.iter().map(|c| (c.name.as_str(), c)).collect();
-    let documented: HashSet<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+    // The resolved types of the table's schema, looked up once per table.
+    let types = types.schema(&table.schema);
 
     // The baseline's view of a column: by name (where a documented name used to be) and by
     // attnum (what that attnum is now).
-    let base_by_name: HashMap<&str, &LiveColumn> = baseline
-        .map(|b| b.columns.iter().map(|c| (c.name.as_str(), c)).collect())
-        .unwrap_or_default();
-    let live_by_attnum: HashMap<i32, &LiveColumn> = match baseline {
-        Some(_) => live.columns.iter().map(|c| (c.attnum, c)).collect(),
-        None => HashMap::new(),
+    // (Only read for renames, which need a missing column, and for columns without data_type.)
+    let aligned = aligned(table, live);
+    let base_by_name: FxHashMap<&str, &LiveColumn> = match baseline {
+        Some(b) if !aligned || table.columns.iter().any(|c| c.data_type.is_none()) => {
+            b.columns.iter().map(|c| (c.name.as_str(), c)).collect()
+        }
+        _ => FxHashMap::default(),
+    };
+    let live_by_attnum: FxHashMap<i32, &LiveColumn> = match baseline {
+        Some(_) if !aligned => live.columns.iter().map(|c| (c.attnum, c)).collect(),
+        _ => FxHashMap::default(),
     };
 
+    // A documented column against the live column of the same name: retyped or not.
+    let retyped = |column: &ContractColumn, live_column: &LiveColumn| -> Option<Delta> {
+        match check_type(types, column, live_column) {
+            TypeCheck::Matches => None,
+            // No data_type in the contract: the snapshot is the reference.
+            TypeCheck::NotDocumented => base_by_name
+                .get(column.name.as_str())
+                .filter(|b| b.attnum == live_column.attnum)
+                .filter(|b| (b.type_oid, b.typmod) != (live_column.type_oid, live_column.typmod))
+                .map(|before| {
+                    row(
+                        &column.name,
+                        Change::Retyped,
+                        Some(before.type_name.to_string()),
+                        Some(live_column.type_name.to_string()),
+                        Some(
+                            "type changed since the snapshot (the contract has no data_type)"
+                                .into(),
+                        ),
+                    )
+                }),
+            TypeCheck::Differs { contract } => Some(row(
+                &column.name,
+                Change::Retyped,
+                Some(contract),
+                Some(live_column.type_name.to_string()),
+                None,
+            )),
+            TypeCheck::Invalid { spelling, reason } => Some(row(
+                &column.name,
+                Change::Retyped,
+                Some(spelling.clone()),
+                Some(live_column.type_name.to_string()),
+                Some(format!(
+                    "contract data_type '{spelling}' is not a type the target knows: {reason}"
+                )),
+            )),
+        }
+    };
+
+    // The common case: the live columns are the documented ones, in the same order. Nothing is
+    // missing, renamed or undocumented; only types can differ.
+    if aligned {
+        for (column, live_column) in table.columns.iter().zip(&live.columns) {
+            if let Some(delta) = retyped(column, live_column) {
+                emit(delta, Some(column));
+            }
+        }
+        return;
+    }
+
+    let mut live_by_name: FxHashMap<&str, &LiveColumn> =
+        FxHashMap::with_capacity_and_hasher(live.columns.len(), Default::default());
+    live_by_name.extend(live.columns.iter().map(|c| (c.name.as_str(), c)));
+    let mut documented: FxHashSet<&str> =
+        FxHashSet::with_capacity_and_hasher(table.columns.len(), Default::default());
+    documented.extend(table.columns.iter().map(|c| c.name.as_str()));
+
     let mut missing: Vec<&ContractColumn> = Vec::new();
-    let mut renamed_to: HashSet<&str> = HashSet::new();
+    let mut renamed_to: FxHashSet<&str> = FxHashSet::default();
     for column in &table.columns {
         let Some(live_column) = live_by_name.get(column.name.as_str()) else {
             // Exact rename: the attnum that carried this name in the baseline carries another,
@@ -820,7 +943,7 @@ fn diff_columns(
                             row(
                                 &new.name,
                                 Change::Renamed,
-                                canonical_contract_type(types, &table.schema, column),
+                                canonical_contract_type(types, column),
                                 Some(new.type_name.to_string()),
                                 Some(format!(
                                     "renamed from {} (same column, attnum {}, as in the snapshot)",
@@ -836,54 +959,8 @@ fn diff_columns(
             }
             continue;
         };
-        match check_type(types, &table.schema, column, live_column) {
-            TypeCheck::Matches => {}
-            TypeCheck::NotDocumented => {
-                // No data_type in the contract: the snapshot is the reference.
-                if let Some(before) = base_by_name
-                    .get(column.name.as_str())
-                    .filter(|b| b.attnum == live_column.attnum)
-                    .filter(|b| {
-                        (b.type_oid, b.typmod) != (live_column.type_oid, live_column.typmod)
-                    })
-                {
-                    emit(
-                        row(
-                            &column.name,
-                            Change::Retyped,
-                            Some(before.type_name.to_string()),
-                            Some(live_column.type_name.to_string()),
-                            Some(
-                                "type changed since the snapshot (the contract has no data_type)"
-                                    .into(),
-                            ),
-                        ),
-                        Some(column),
-                    );
-                }
-            }
-            TypeCheck::Differs { contract } => emit(
-                row(
-                    &column.name,
-                    Change::Retyped,
-                    Some(contract),
-                    Some(live_column.type_name.to_string()),
-                    None,
-                ),
-                Some(column),
-            ),
-            TypeCheck::Invalid { spelling, reason } => emit(
-                row(
-                    &column.name,
-                    Change::Retyped,
-                    Some(spelling.clone()),
-                    Some(live_column.type_name.to_string()),
-                    Some(format!(
-                        "contract data_type '{spelling}' is not a type the target knows: {reason}"
-                    )),
-                ),
-                Some(column),
-            ),
+        if let Some(delta) = retyped(column, live_column) {
+            emit(delta, Some(column));
         }
     }
     let arrived: Vec<&LiveColumn> = live
@@ -896,17 +973,14 @@ fn diff_columns(
     // same type is a rename (but a difference in case only is a quoting mistake, said below).
     if let ([old], [new]) = (missing.as_slice(), arrived.as_slice()) {
         if !case_only(&old.name, &new.name)
-            && matches!(
-                check_type(types, &table.schema, old, new),
-                TypeCheck::Matches
-            )
+            && matches!(check_type(types, old, new), TypeCheck::Matches)
         {
             emit(
                 renamed(
                     row(
                         &new.name,
                         Change::Renamed,
-                        canonical_contract_type(types, &table.schema, old),
+                        canonical_contract_type(types, old),
                         Some(new.type_name.to_string()),
                         Some(format!("renamed from {}", old.name)),
                     ),
@@ -918,7 +992,7 @@ fn diff_columns(
         }
     }
     if !missing.is_empty() {
-        let mut by_lower: HashMap<String, &LiveColumn> = HashMap::new();
+        let mut by_lower: FxHashMap<String, &LiveColumn> = FxHashMap::default();
         for column in &arrived {
             by_lower.entry(column.name.to_lowercase()).or_insert(column);
         }
@@ -931,7 +1005,7 @@ fn diff_columns(
                 row(
                     &old.name,
                     Change::Removed,
-                    canonical_contract_type(types, &table.schema, old),
+                    canonical_contract_type(types, old),
                     None,
                     detail,
                 ),

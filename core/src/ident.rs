@@ -71,6 +71,77 @@ pub fn literal(value: &str) -> String {
     }
 }
 
+/// An array's text form (`{"a","b\"c",NULL}`) as one escaped SQL string literal; the statement
+/// casts it to its type.
+pub fn array_literal(values: &mut dyn Iterator<Item = Option<&str>>) -> String {
+    let mut text = String::from("{");
+    for (i, value) in values.enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        match value {
+            None => text.push_str("NULL"),
+            Some(v) => {
+                text.push('"');
+                for c in v.chars() {
+                    if c == '"' || c == '\\' {
+                        text.push('\\');
+                    }
+                    text.push(c);
+                }
+                text.push('"');
+            }
+        }
+    }
+    text.push('}');
+    literal(&text)
+}
+
+/// `sql` with every parameter reference `$n` replaced by `literals[n - 1]`. Comments, string
+/// literals and quoted identifiers are copied as they are (the statement has no dollar quotes).
+pub fn substitute(sql: &str, literals: &[String]) -> Result<String, &'static str> {
+    let bytes = sql.as_bytes();
+    let mut out =
+        String::with_capacity(sql.len() + literals.iter().map(String::len).sum::<usize>());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = sql[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            }
+            q @ (b'\'' | b'"') => {
+                // To the closing quote; a doubled quote inside is two closings in a row.
+                i += 1;
+                while i < bytes.len() && bytes[i] != q {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'$' => {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                let n: usize = sql[i + 1..i + 1 + digits]
+                    .parse()
+                    .map_err(|_| "a $ not followed by a parameter number")?;
+                let value = n
+                    .checked_sub(1)
+                    .and_then(|k| literals.get(k))
+                    .ok_or("a parameter with no value")?;
+                out.push_str(&sql[copied..i]);
+                out.push_str(value);
+                i += 1 + digits;
+                copied = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&sql[copied.min(sql.len())..]);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +190,35 @@ mod tests {
         assert_eq!(quote(r#"we"ird"#), r#""we""ird""#);
         assert_eq!(literal("it's"), "'it''s'");
         assert_eq!(literal(r"a\b'; DROP"), r"E'a\\b''; DROP'");
+    }
+
+    #[test]
+    fn array_literals_escape_elements_then_the_literal() {
+        let values = [
+            Some("a"),
+            None,
+            Some(r#"b"c"#),
+            Some(r"d\e'f"),
+            Some("NULL"),
+        ];
+        assert_eq!(
+            array_literal(&mut values.into_iter()),
+            r#"E'{"a",NULL,"b\\"c","d\\\\e''f","NULL"}'"#
+        );
+        assert_eq!(array_literal(&mut std::iter::empty()), "'{}'");
+    }
+
+    #[test]
+    fn substitution_skips_comments_strings_and_identifiers() {
+        let sql =
+            "-- $1 in a comment\nSELECT $1::name[], '$2', \"$2\", 'it''s $1', $10, $2 -- $3\n";
+        let literals: Vec<String> = (1..=10).map(|i| format!("<{i}>")).collect();
+        assert_eq!(
+            substitute(sql, &literals).unwrap(),
+            "-- $1 in a comment\nSELECT <1>::name[], '$2', \"$2\", 'it''s $1', <10>, <2> -- $3\n"
+        );
+        assert!(substitute("SELECT $3", &literals[..2]).is_err());
+        assert!(substitute("SELECT $x", &literals).is_err());
+        assert!(substitute("SELECT $0", &literals).is_err());
     }
 }

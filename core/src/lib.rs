@@ -11,6 +11,7 @@
 
 pub mod contract;
 pub mod diff;
+pub mod fxhash;
 pub mod ident;
 pub mod jinja;
 pub mod lineage;
@@ -21,9 +22,11 @@ pub use contract::{
     ContractError, ContractTable, DocumentKind, ParseOptions, TablePolicy, Undocumented,
 };
 pub use diff::{
-    check, contract_fingerprint, diff, merge_relations, preview, Baseline, Baselines, Change,
-    CheckOutcome, Delta, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
+    baselines_without_columns, check, contract_fingerprint, diff, merge_relations, preview,
+    Baseline, Baselines, CatalogSummary, Change, CheckOutcome, Delta, LiveCatalog, LiveColumn,
+    LiveTable, ResolvedType, TypeKey, TypeMap,
 };
+pub use fxhash::{FxHashMap, FxHashSet};
 pub use lineage::{
     column_references, ColumnReferences, Lineage, LineageEdge, LineageNode, Parent, Severity,
 };

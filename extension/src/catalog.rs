@@ -7,15 +7,21 @@
 //! user-defined types the contract mentions. For a target the query goes through contrib's
 //! `dblink` using the foreign server and the caller's user mapping, so credentials stay in
 //! Postgres and the read is an ordinary, cancellable backend query on the replica.
+//!
+//! The statement is one static file, `catalog_read.sql` (its header documents the inputs and the
+//! result columns). Locally its inputs are bound as parameters; for a target each input is
+//! substituted into the same text as one escaped literal.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use drift_watch_core::ident::literal;
+use drift_watch_core::ident::{array_literal, substitute};
 use drift_watch_core::types::{user_type_lookup, TypeLookup};
 use drift_watch_core::{
-    ContractTable, LiveCatalog, LiveColumn, LiveTable, ResolvedType, TypeKey, TypeMap,
+    CatalogSummary, ContractTable, FxHashMap, LiveCatalog, LiveColumn, LiveTable, ResolvedType,
+    TypeKey, TypeMap,
 };
+use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -54,71 +60,88 @@ pub struct ReadLimits {
     pub lock_timeout_ms: i64,
 }
 
-/// The target's settings (drift_watch.target_setting, or the defaults).
-pub fn read_limits(client: &SpiClient<'_>, target: &str) -> Result<ReadLimits, DriftError> {
-    let row = client
-        .select(
-            "SELECT (extract(epoch FROM s.statement_timeout) * 1000)::int8,
-                    (extract(epoch FROM s.lock_timeout) * 1000)::int8
-               FROM drift_watch._target_setting($1) s",
-            Some(1),
-            &[target.into()],
-        )?
-        .first()
-        .get_two::<i64, i64>()?;
-    Ok(ReadLimits {
-        statement_timeout_ms: row.0.unwrap_or(60_000).max(1),
-        lock_timeout_ms: row.1.unwrap_or(10_000).max(1),
-    })
+/// What a read through a foreign server needs to know first, in one statement.
+struct Preflight {
+    limits: ReadLimits,
+    /// The schema dblink is installed in.
+    dblink: String,
 }
 
-/// Checks that `target` names a foreign server the caller can use, before any connection.
-pub fn check_target(client: &SpiClient<'_>, target: &str) -> Result<(), DriftError> {
-    let row = client
-        .select(
-            "SELECT s.oid IS NOT NULL,
-                    EXISTS (SELECT 1 FROM pg_catalog.pg_user_mappings m
-                             WHERE m.srvid = s.oid
-                               AND (m.umuser OPERATOR(pg_catalog.=) 0::pg_catalog.oid
-                                    OR m.umuser OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
-                                                   WHERE r.rolname OPERATOR(pg_catalog.=) current_user)))
-               FROM (SELECT $1::text AS name) n
-               LEFT JOIN pg_catalog.pg_foreign_server s ON s.srvname = n.name",
-            Some(1),
-            &[target.into()],
-        )?
-        .first()
-        .get_two::<bool, bool>()?;
-    match row {
-        (Some(true), Some(true)) => Ok(()),
-        (Some(true), _) => Err(DriftError::NoUserMapping {
-            target: target.to_string(),
-            role: current_role(client)?,
-        }),
-        _ => Err(DriftError::UnknownTarget(target.to_string())),
+/// Checks that `target` names a foreign server the caller can use, and reads the target's
+/// settings (drift_watch.target_setting, or the defaults), the schema of dblink and whether this
+/// session holds a dblink connection named like the server: one round trip, before any
+/// connection. The settings and the connection check are only evaluated for a usable server,
+/// and the errors come in the order of the checks (unknown server, no user mapping, no dblink,
+/// connection name taken).
+fn preflight(client: &SpiClient<'_>, target: &str) -> Result<Preflight, DriftError> {
+    let mut row = None;
+    spi_rows::for_each_saved(
+        client,
+        "SELECT k.known, k.mapped, current_user::text,
+                CASE WHEN k.known AND k.mapped THEN
+                  (SELECT ARRAY[(extract(epoch FROM s.statement_timeout) * 1000)::int8,
+                                (extract(epoch FROM s.lock_timeout) * 1000)::int8]
+                     FROM drift_watch._target_setting($1) s) END,
+                (SELECT n.nspname::text FROM pg_catalog.pg_extension e
+                   JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+                  WHERE e.extname = 'dblink'),
+                CASE WHEN k.known AND k.mapped THEN drift_watch._dblink_connection_open($1) END
+           FROM (SELECT s.oid IS NOT NULL AS known,
+                        EXISTS (SELECT 1 FROM pg_catalog.pg_user_mappings m
+                                 WHERE m.srvid = s.oid
+                                   AND (m.umuser OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+                                        OR m.umuser OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                       WHERE r.rolname OPERATOR(pg_catalog.=) current_user))) AS mapped
+                   FROM (SELECT $1::text AS name) n
+                   LEFT JOIN pg_catalog.pg_foreign_server s ON s.srvname = n.name) k",
+        &[target.into()],
+        &[
+            ty::BOOL,
+            ty::BOOL,
+            ty::TEXT,
+            ty::INT8_ARRAY,
+            ty::TEXT,
+            ty::BOOL,
+        ],
+        |r| {
+            let mut timeouts = r.int8_array_iter(3);
+            row = Some((
+                r.bool(0),
+                r.bool(1),
+                r.text(2),
+                timeouts.next().flatten(),
+                timeouts.next().flatten(),
+                r.text(4),
+                r.bool(5),
+            ));
+            Ok(())
+        },
+    )?;
+    let (known, mapped, role, statement_timeout, lock_timeout, dblink, preempted) =
+        row.ok_or(DriftError::Internal("the target check returned no row"))?;
+    match (known, mapped) {
+        (Some(true), Some(true)) => {}
+        (Some(true), _) => {
+            return Err(DriftError::NoUserMapping {
+                target: target.to_string(),
+                role: role.unwrap_or_default(),
+            })
+        }
+        _ => return Err(DriftError::UnknownTarget(target.to_string())),
     }
-}
-
-fn current_role(client: &SpiClient<'_>) -> Result<String, DriftError> {
-    Ok(client
-        .select("SELECT current_user::text", Some(1), &[])?
-        .first()
-        .get_one::<String>()?
-        .unwrap_or_default())
-}
-
-fn dblink_schema(client: &SpiClient<'_>) -> Result<String, DriftError> {
-    client
-        .select(
-            "SELECT n.nspname::text FROM pg_catalog.pg_extension e
-               JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-              WHERE e.extname = 'dblink'",
-            Some(1),
-            &[],
-        )?
-        .first()
-        .get_one::<String>()?
-        .ok_or(DriftError::DblinkMissing)
+    let dblink = dblink.ok_or(DriftError::DblinkMissing)?;
+    // dblink(name, ...) would use a connection of that name this session opened with
+    // dblink_connect instead of the foreign server: refuse to read through one.
+    if preempted.unwrap_or(false) {
+        return Err(DriftError::ConnectionNameTaken(target.to_string()));
+    }
+    Ok(Preflight {
+        limits: ReadLimits {
+            statement_timeout_ms: statement_timeout.unwrap_or(60_000).max(1),
+            lock_timeout_ms: lock_timeout.unwrap_or(10_000).max(1),
+        },
+        dblink,
+    })
 }
 
 /// Canonicalises every distinct contract spelling. Built-ins are answered here; the rest are
@@ -127,12 +150,31 @@ fn canonical_types(
     client: &SpiClient<'_>,
     contract: &[ContractTable],
 ) -> Result<(TypeMap, Vec<TypeKey>), DriftError> {
-    let mut uses: HashMap<&str, HashSet<&str>> = HashMap::new();
+    // Distinct (spelling, schema) pairs. read_contract shares one allocation per spelling, so
+    // spellings are told apart by address (no hashing of the text per column), and schemas by
+    // their index among the few distinct ones; the distinct pairs are then merged by text.
+    let mut schemas: Vec<&str> = Vec::new();
+    let mut by_address: FxHashMap<(*const u8, usize), &str> = FxHashMap::default();
     for table in contract {
+        let schema = match schemas.iter().position(|s| *s == table.schema) {
+            Some(at) => at,
+            None => {
+                schemas.push(table.schema.as_str());
+                schemas.len() - 1
+            }
+        };
         for column in &table.columns {
             if let Some(t) = column.data_type.as_deref() {
-                uses.entry(t).or_default().insert(table.schema.as_str());
+                by_address.entry((t.as_ptr(), schema)).or_insert(t);
             }
+        }
+    }
+    let mut uses: FxHashMap<&str, Vec<&str>> = FxHashMap::default();
+    for ((_, schema), t) in by_address {
+        let schema = schemas[schema];
+        let schemas = uses.entry(t).or_default();
+        if !schemas.contains(&schema) {
+            schemas.push(schema);
         }
     }
     let mut resolved = TypeMap::default();
@@ -141,187 +183,184 @@ fn canonical_types(
         return Ok((resolved, probes));
     }
     let spellings: Vec<&str> = uses.keys().copied().collect();
-    let rows = client.select(
+    spi_rows::for_each_saved(
+        client,
         "SELECT spelling, type_oid, typmod, canonical, needs_target, parse_error
            FROM drift_watch._canonical_types($1)",
-        None,
         &[spellings.into()],
-    )?;
-    for row in rows {
-        let spelling: String = row.get(1)?.unwrap_or_default();
-        let oid: Option<pg_sys::Oid> = row.get(2)?;
-        let typmod: Option<i32> = row.get(3)?;
-        let canonical: Option<String> = row.get(4)?;
-        let needs_target: bool = row.get(5)?.unwrap_or(false);
-        let error: Option<String> = row.get(6)?;
-        for schema in &uses[spelling.as_str()] {
-            let key = (schema.to_string(), spelling.clone());
-            if needs_target {
-                probes.push(key);
-            } else if let Some(reason) = &error {
-                resolved.insert(
-                    key,
-                    ResolvedType::Unknown {
-                        reason: reason.clone(),
-                    },
-                );
-            } else if let (Some(oid), Some(canonical)) = (oid, &canonical) {
-                resolved.insert(
-                    key,
-                    ResolvedType::Known {
-                        oid: oid.to_u32(),
-                        typmod,
-                        spelling: canonical.clone(),
-                    },
-                );
+        &[ty::TEXT, ty::OID, ty::INT4, ty::TEXT, ty::BOOL, ty::TEXT],
+        |row| {
+            let spelling = row.str(0).unwrap_or_default();
+            let Some(schemas) = uses.get(spelling.as_ref()) else {
+                return Ok(());
+            };
+            let oid = row.oid(1);
+            let typmod = row.int4(2);
+            let canonical = row.text(3);
+            let needs_target = row.bool(4).unwrap_or(false);
+            let error = row.text(5);
+            for schema in schemas {
+                let key = (schema.to_string(), spelling.to_string());
+                if needs_target {
+                    probes.push(key);
+                } else if let Some(reason) = &error {
+                    resolved.insert(
+                        key,
+                        ResolvedType::Unknown {
+                            reason: reason.clone(),
+                        },
+                    );
+                } else if let (Some(oid), Some(canonical)) = (oid, &canonical) {
+                    resolved.insert(
+                        key,
+                        ResolvedType::Known {
+                            oid,
+                            typmod,
+                            spelling: canonical.clone(),
+                        },
+                    );
+                }
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     probes.sort(); // a deterministic statement, whatever the hash order
     Ok((resolved, probes))
 }
 
-fn array_literal<'a>(values: impl Iterator<Item = &'a str>, cast: &str) -> String {
-    let items: Vec<String> = values.map(literal).collect();
-    format!("ARRAY[{}]::{cast}[]", items.join(","))
-}
+/// The catalog statement (see the file for its inputs and result rows).
+const CATALOG_READ: &str = include_str!("catalog_read.sql");
 
-/// The catalog query for one run, as text so the same statement runs locally and remotely, and
-/// the lists its result rows point into.
-pub struct CatalogQuery {
-    pub sql: String,
-    /// Row kind 0 carries an index (1-based) into this list.
-    relations: Vec<(String, String)>,
-    /// Row kind 2 carries an index (1-based) into the probes list.
-    probes: Vec<TypeKey>,
-}
-
-/// Result rows, all `(kind int4, ord int4, attnum int4, typid int8, typmod int4, name text,
-/// spelling text, reloid int8)`:
-/// * kind 0 — a column: relation `ord`, `attnum`, `typid`, `typmod`, `name` = attname, and
-///   `spelling` = `format_type(atttypid, atttypmod)` for user types only. Built-in types have the
-///   same oids and spellings on every server, so they are formatted once per distinct
-///   (oid, typmod) in the audit database instead of once per column on the target;
-/// * kind 1 — a relation that exists: `ord`, and `reloid` = its `pg_class.oid`;
-/// * kind 4 — one row: the target's replication state: `attnum` = `pg_is_in_recovery()`, `typid`
-///   = how far replay is behind what was received, in ms (0 when caught up; NULL on a primary),
-///   `typmod` = `pg_is_wal_replay_paused()`;
-/// * kind 3 — a relation that does not exist as named, but does under a name differing only in
-///   case (what quoting rules get wrong): `ord`, `name` = its relname, `spelling` = its schema;
-/// * kind 2 — a user type the contract names: probe `ord`, `typid` = its oid on the target and
-///   `spelling` = its `format_type`, or NULLs when the target has no such type.
-///
-/// Types are compared by oid and typmod; `format_type` is only for display. It must run with `search_path = pg_catalog`: `format_type` then qualifies every type outside
-/// pg_catalog, so the spellings shown do not depend on the caller's path.
-/// `FirstGenbkiObjectId`: oids below it are hand-assigned in PostgreSQL's catalog data and mean
-/// the same type on every server of every major. Oids from here up to 16383 are assigned when a
-/// server is built or initialised (`information_schema.sql_identifier` is 13117 on 13, 13226 on
-/// 15, 13163 on 18: found by tests/majors.sh), so they are resolved by name, like user types.
-const FIRST_UNFIXED_OID: u32 = 10000;
-
-pub const RESULT_COLUMNS: &str =
-    "kind int4, ord int4, attnum int4, typid int8, typmod int4, name text, spelling text, reloid int8";
+/// The result columns of catalog_read.sql, in order, as dblink's column definition list.
+pub const RESULT_COLUMNS: &str = "relation int4, attnum int4, attname text, atttypid oid, \
+     atttypmod int4, user_type text, summary json";
 /// The types of `RESULT_COLUMNS`, as `spi_rows` checks them.
 const RESULT_TYPES: &[pgrx::pg_sys::Oid] = &[
     ty::INT4,
     ty::INT4,
-    ty::INT4,
-    ty::INT8,
+    ty::TEXT,
+    ty::OID,
     ty::INT4,
     ty::TEXT,
-    ty::TEXT,
-    ty::INT8,
+    ty::JSON,
 ];
+/// Indexes of `RESULT_COLUMNS`.
+mod col {
+    pub const RELATION: usize = 0;
+    pub const ATTNUM: usize = 1;
+    pub const ATTNAME: usize = 2;
+    pub const ATTTYPID: usize = 3;
+    pub const ATTTYPMOD: usize = 4;
+    pub const USER_TYPE: usize = 5;
+    pub const SUMMARY: usize = 6;
+}
 
-pub fn catalog_query(contract: &[ContractTable], probes: Vec<TypeKey>) -> CatalogQuery {
-    let relations: Vec<(String, String)> = contract
-        .iter()
-        .map(|t| (t.schema.clone(), t.identifier.clone()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let schemas = array_literal(relations.iter().map(|r| r.0.as_str()), "name");
-    let names = array_literal(relations.iter().map(|r| r.1.as_str()), "name");
-    let mut sql = format!(
-        "WITH want AS MATERIALIZED ( \
-           SELECT * FROM unnest({schemas}, {names}) WITH ORDINALITY AS w(nsp, rel, ord)), \
-         rel AS MATERIALIZED ( \
-           SELECT w.ord, c.oid \
-             FROM want w \
-             JOIN pg_namespace n ON n.nspname = w.nsp \
-             JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.rel \
-                            AND c.relkind IN ('r', 'p', 'v', 'm', 'f')), \
-         missing AS MATERIALIZED ( \
-           SELECT * FROM want w WHERE NOT EXISTS (SELECT 1 FROM rel r WHERE r.ord = w.ord)) \
-         SELECT 1, r.ord::int4, NULL, NULL, NULL, NULL, NULL, r.oid::int8 FROM rel r \
-         UNION ALL \
-         SELECT 4, NULL::int4, pg_is_in_recovery()::int4, \
-                CASE WHEN NOT pg_is_in_recovery() THEN NULL \
-                     WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0 \
-                     ELSE (extract(epoch FROM now() - pg_last_xact_replay_timestamp()) * 1000)::int8 END, \
-                CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused()::int4 END, \
-                NULL::text, NULL::text, NULL::int8 \
-         UNION ALL \
-         SELECT 3, w.ord::int4, NULL::int4, NULL::int8, NULL::int4, c.relname::text, n.nspname::text, NULL::int8 \
-           FROM missing w \
-           JOIN pg_namespace n ON lower(n.nspname) = lower(w.nsp) \
-           JOIN pg_class c ON c.relnamespace = n.oid AND lower(c.relname) = lower(w.rel) \
-                          AND c.relkind IN ('r', 'p', 'v', 'm', 'f') \
-          WHERE EXISTS (SELECT 1 FROM missing) \
-         UNION ALL \
-         SELECT 0, r.ord::int4, a.attnum::int4, a.atttypid::int8, a.atttypmod, a.attname::text, \
-                CASE WHEN a.atttypid >= {FIRST_UNFIXED_OID} THEN format_type(a.atttypid, a.atttypmod) END, \
-                NULL \
-           FROM rel r \
-           JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
-    );
-    if !probes.is_empty() {
-        // A user type is looked up by name in pg_type, in the schemas user_type_lookup lists:
-        // unlike to_regtype this needs no USAGE on the application's schemas.
-        let lookups: Vec<Option<TypeLookup>> =
-            probes.iter().map(|(s, t)| user_type_lookup(s, t)).collect();
-        let column = |f: &dyn Fn(&TypeLookup) -> Option<String>| {
-            let items: Vec<String> = lookups
-                .iter()
-                .map(|l| {
-                    l.as_ref()
-                        .and_then(f)
-                        .map_or("NULL".to_string(), |v| literal(&v))
-                })
-                .collect();
-            format!("ARRAY[{}]::text[]", items.join(","))
-        };
-        sql.push_str(&format!(
-            " UNION ALL \
-             SELECT 2, p.ord::int4, NULL, f.oid::int8, NULL, NULL, format_type(f.oid, NULL), NULL \
-               FROM unnest({}, {}, {}, {}, {}) WITH ORDINALITY AS p(typname, arr, s1, s2, s3, ord) \
-               LEFT JOIN LATERAL ( \
-                 SELECT CASE WHEN p.arr = 'true' THEN t.typarray ELSE t.oid END AS oid \
-                   FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
-                  WHERE t.typname = p.typname AND n.nspname IN (p.s1, p.s2, p.s3) \
-                  ORDER BY array_position(ARRAY[p.s1, p.s2, p.s3], n.nspname::text) \
-                  LIMIT 1) f ON true",
-            column(&|l| Some(l.typname.clone())),
-            column(&|l| Some(l.array.to_string())),
-            column(&|l| l.schemas.first().cloned()),
-            column(&|l| l.schemas.get(1).cloned()),
-            column(&|l| l.schemas.get(2).cloned()),
-        ));
+/// The catalog statement's inputs for one run, and the lists its result rows point into.
+pub struct CatalogQuery {
+    /// $1/$2: the relations, (schema, name); result `relation` i is `relations[i - 1]`.
+    relations: Vec<(String, String)>,
+    /// Per relation, how many columns the contract lists for it (a capacity hint).
+    widths: Vec<usize>,
+    /// The probes' keys; result `probe` i is `probes[i - 1]`.
+    probes: Vec<TypeKey>,
+    /// $3 to $7, one entry per probe (`None`: a spelling that names no type; it finds nothing).
+    lookups: Vec<Option<TypeLookup>>,
+}
+
+impl CatalogQuery {
+    pub fn new(contract: &[ContractTable], probes: Vec<TypeKey>) -> Self {
+        // Relations in (schema, name) order, with the most columns any entry lists for them
+        // (the live table's likely width).
+        let mut wanted: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for t in contract {
+            let width = wanted
+                .entry((t.schema.as_str(), t.identifier.as_str()))
+                .or_default();
+            *width = (*width).max(t.columns.len());
+        }
+        let (relations, widths) = wanted
+            .into_iter()
+            .map(|((s, n), w)| ((s.to_string(), n.to_string()), w))
+            .unzip();
+        // A user type is looked up by name in pg_type, in the schemas user_type_lookup lists.
+        let lookups = probes.iter().map(|(s, t)| user_type_lookup(s, t)).collect();
+        CatalogQuery {
+            relations,
+            widths,
+            probes,
+            lookups,
+        }
     }
-    CatalogQuery {
-        sql,
-        relations,
-        probes,
+
+    fn schema(&self, i: usize) -> impl Iterator<Item = Option<&str>> {
+        self.lookups.iter().map(move |l| {
+            l.as_ref()
+                .and_then(|l| l.schemas.get(i))
+                .map(String::as_str)
+        })
+    }
+
+    /// $1 to $7 as SPI parameters, for a local read.
+    fn args(&self) -> Vec<DatumWithOid<'_>> {
+        let schemas: Vec<&str> = self.relations.iter().map(|r| r.0.as_str()).collect();
+        let names: Vec<&str> = self.relations.iter().map(|r| r.1.as_str()).collect();
+        let typnames: Vec<Option<&str>> = self
+            .lookups
+            .iter()
+            .map(|l| l.as_ref().map(|l| l.typname.as_str()))
+            .collect();
+        let arrays: Vec<Option<bool>> = self
+            .lookups
+            .iter()
+            .map(|l| l.as_ref().map(|l| l.array))
+            .collect();
+        vec![
+            schemas.into(),
+            names.into(),
+            typnames.into(),
+            arrays.into(),
+            self.schema(0).collect::<Vec<_>>().into(),
+            self.schema(1).collect::<Vec<_>>().into(),
+            self.schema(2).collect::<Vec<_>>().into(),
+        ]
+    }
+
+    /// The statement with $1 to $7 replaced by escaped literals: what a target runs, and what
+    /// `_catalog_query()` shows.
+    pub fn sql_with_literals(&self) -> Result<String, DriftError> {
+        let text = |v: &mut dyn Iterator<Item = Option<&str>>| array_literal(v);
+        let literals = [
+            text(&mut self.relations.iter().map(|r| Some(r.0.as_str()))),
+            text(&mut self.relations.iter().map(|r| Some(r.1.as_str()))),
+            text(
+                &mut self
+                    .lookups
+                    .iter()
+                    .map(|l| l.as_ref().map(|l| l.typname.as_str())),
+            ),
+            text(
+                &mut self
+                    .lookups
+                    .iter()
+                    .map(|l| l.as_ref().map(|l| if l.array { "t" } else { "f" })),
+            ),
+            text(&mut self.schema(0)),
+            text(&mut self.schema(1)),
+            text(&mut self.schema(2)),
+        ];
+        substitute(CATALOG_READ, &literals)
+            .map_err(|_| DriftError::Internal("the catalog statement's parameters do not match"))
     }
 }
 
-/// The catalog statement for `contract` (type spellings canonicalised first).
+/// The catalog statement for `contract` (type spellings canonicalised first), with its inputs
+/// as literals.
 pub fn catalog_query_for(
     client: &SpiClient<'_>,
     contract: &[ContractTable],
-) -> Result<CatalogQuery, DriftError> {
+) -> Result<String, DriftError> {
     let (_, probes) = canonical_types(client, contract)?;
-    Ok(catalog_query(contract, probes))
+    CatalogQuery::new(contract, probes).sql_with_literals()
 }
 
 /// Reads the live side for `contract`: one catalog query, locally or through `dblink`.
@@ -331,39 +370,26 @@ pub fn read_live(
     contract: &[ContractTable],
 ) -> Result<LiveRead, DriftError> {
     let (mut types, probes) = canonical_types(client, contract)?;
-    let query = catalog_query(contract, probes);
-    let rows = match target {
+    let query = CatalogQuery::new(contract, probes);
+    let mut rows = LiveRows::new(&query);
+    match target {
         Target::Local => {
             // Every entry point runs with search_path = pg_catalog, pg_temp (pinned on the
             // function), so format_type qualifies every type outside pg_catalog.
-            let mut rows = LiveRows::new(&query);
-            spi_rows::for_each(client, &query.sql, &[], RESULT_TYPES, |row| rows.push(row))?;
-            rows
+            spi_rows::for_each(client, CATALOG_READ, &query.args(), RESULT_TYPES, |row| {
+                rows.push(row)
+            })?;
         }
         Target::Server(server) => {
-            check_target(client, server)?;
-            let limits = read_limits(client, server)?;
-            let dblink = dblink_schema(client)?;
-            // dblink(name, ...) would use a connection of that name this session opened with
-            // dblink_connect instead of the foreign server: refuse to read through one.
-            let preempted = client
-                .select(
-                    "SELECT drift_watch._dblink_connection_open($1)",
-                    Some(1),
-                    &[(*server).into()],
-                )?
-                .first()
-                .get_one::<bool>()?
-                .unwrap_or(false);
-            if preempted {
-                return Err(DriftError::ConnectionNameTaken(server.to_string()));
-            }
+            let Preflight { limits, dblink } = preflight(client, server)?;
             // Timeouts on the target's session: a locked catalog or a stuck replica ends the read
             // there (dblink waits for the target without heeding this session's own timeouts).
             let remote = format!(
                 "SET search_path = pg_catalog, pg_temp; SET statement_timeout = {}; \
-                 SET lock_timeout = {}; {}",
-                limits.statement_timeout_ms, limits.lock_timeout_ms, query.sql
+                 SET lock_timeout = {};\n{}",
+                limits.statement_timeout_ms,
+                limits.lock_timeout_ms,
+                query.sql_with_literals()?
             );
             let sql = format!(
                 "SELECT * FROM {}.dblink($1, $2) AS t({RESULT_COLUMNS})",
@@ -372,7 +398,7 @@ pub fn read_live(
             let server = server.to_string();
             // A failed connection or remote error is the run's failure, named by target; it is
             // raised at once by the caller, so no further SPI work follows the catch.
-            PgTryBuilder::new(|| {
+            rows = PgTryBuilder::new(|| {
                 let mut rows = LiveRows::new(&query);
                 spi_rows::for_each(
                     client,
@@ -403,9 +429,9 @@ pub fn read_live(
                     sqlstate,
                 })
             })
-            .execute()?
+            .execute()?;
         }
-    };
+    }
     let (catalog, probed, freshness) = rows.finish(client)?;
     types.extend(probed);
     Ok(LiveRead {
@@ -415,17 +441,33 @@ pub fn read_live(
     })
 }
 
+/// A live column by (relation index, column index).
+type ColumnAt = (u32, u32);
+
+/// What a probe found: the probed (schema, spelling) and its resolution.
+type Probed = (TypeKey, ResolvedType);
+
 /// Accumulates result rows into the live catalog.
 struct LiveRows<'q> {
     query: &'q CatalogQuery,
     /// By relation index: `None` until the catalog shows the relation exists.
     tables: Vec<Option<LiveTable>>,
-    /// Built-in (oid, typmod) pairs seen; spelled by `spell_builtin_types` after the read.
-    builtin: HashMap<(u32, i32), Arc<str>>,
-    probed: HashMap<TypeKey, ResolvedType>,
+    /// Built-in (oid, typmod) pairs seen, with the columns typed so, as (relation, column)
+    /// indexes: spelled by `spell_builtin_types` after the read.
+    builtin: FxHashMap<(u32, i32), usize>,
+    /// Per entry of `builtin`: the pair, and its columns as (relation, column) indexes.
+    builtin_columns: Vec<((u32, i32), Vec<ColumnAt>)>,
+    /// The last pair seen and its index (a table's columns share a few types).
+    last_builtin: Option<((u32, i32), usize)>,
+    /// The placeholder spelling of a built-in type until `finish` (one allocation, shared).
+    unspelled: Arc<str>,
+    /// What the probes found on the target.
+    probed: Vec<Probed>,
     /// Missing relations that exist under a name differing only in case: (schema, name).
     case_variants: Vec<(usize, (String, String))>,
     freshness: Freshness,
+    /// Whether the summary row has been read (there is exactly one).
+    summarised: bool,
 }
 
 impl<'q> LiveRows<'q> {
@@ -433,10 +475,14 @@ impl<'q> LiveRows<'q> {
         Self {
             query,
             tables: vec![None; query.relations.len()],
-            builtin: HashMap::new(),
-            probed: HashMap::new(),
+            builtin: FxHashMap::default(),
+            builtin_columns: Vec::new(),
+            last_builtin: None,
+            unspelled: Arc::from(""),
+            probed: Vec::new(),
             case_variants: Vec::new(),
             freshness: Freshness::default(),
+            summarised: false,
         }
     }
 
@@ -446,71 +492,127 @@ impl<'q> LiveRows<'q> {
                 .filter(|i| *i < len)
                 .ok_or(DriftError::Internal("catalog row out of range"))
         };
-        match row.int4(0) {
-            Some(1) => {
-                let rel = index(row.int4(1), self.tables.len())?;
-                let table = self.tables[rel].get_or_insert_with(LiveTable::default);
-                table.oid = row.int8(7).unwrap_or_default() as u32;
-            }
-            Some(0) => {
-                let rel = index(row.int4(1), self.tables.len())?;
-                let table = self.tables[rel].get_or_insert_with(LiveTable::default);
-                if let (Some(attnum), Some(typid), Some(typmod), Some(name)) =
-                    (row.int4(2), row.int8(3), row.int4(4), row.text(5))
-                {
-                    let type_oid = typid as u32;
-                    let type_name = match row.text(6) {
-                        // A user type: the target's own spelling.
-                        Some(spelling) => Arc::from(spelling),
-                        // A built-in: spelled after the read, once per (oid, typmod).
-                        None => self.builtin.entry((type_oid, typmod)).or_default().clone(),
-                    };
-                    table.columns.push(LiveColumn {
-                        attnum,
-                        name,
-                        type_oid,
-                        typmod,
-                        type_name,
-                    });
-                }
-            }
-            Some(2) => {
-                let key = self.query.probes[index(row.int4(1), self.query.probes.len())?].clone();
-                let resolved = match (row.int8(3), row.text(6)) {
-                    (Some(oid), Some(spelling)) => ResolvedType::Known {
-                        oid: oid as u32,
-                        typmod: None,
-                        spelling,
-                    },
-                    _ => ResolvedType::Unknown {
-                        reason: format!("type \"{}\" does not exist", key.1),
-                    },
+        if let Some(attnum) = row.int4(col::ATTNUM) {
+            // A live column.
+            let rel = index(row.int4(col::RELATION), self.tables.len())?;
+            let width = self.query.widths[rel];
+            let table = self.tables[rel].get_or_insert_with(|| LiveTable {
+                oid: 0,
+                columns: Vec::with_capacity(width + 2),
+            });
+            if let (Some(type_oid), Some(typmod), Some(name)) = (
+                row.oid(col::ATTTYPID),
+                row.int4(col::ATTTYPMOD),
+                row.str(col::ATTNAME),
+            ) {
+                let type_name: Arc<str> = match row.str(col::USER_TYPE) {
+                    // A user type: the target's own spelling.
+                    Some(spelling) => Arc::from(spelling.as_ref()),
+                    // A built-in: spelled after the read, once per (oid, typmod).
+                    None => {
+                        let pair = (type_oid, typmod);
+                        let at = match self.last_builtin {
+                            Some((last, at)) if last == pair => at,
+                            _ => {
+                                let next = self.builtin_columns.len();
+                                let at = *self.builtin.entry(pair).or_insert(next);
+                                if at == next {
+                                    self.builtin_columns.push((pair, Vec::new()));
+                                }
+                                self.last_builtin = Some((pair, at));
+                                at
+                            }
+                        };
+                        self.builtin_columns[at]
+                            .1
+                            .push((rel as u32, table.columns.len() as u32));
+                        self.unspelled.clone()
+                    }
                 };
-                self.probed.insert(key, resolved);
+                table.columns.push(LiveColumn {
+                    attnum,
+                    name: name.into_owned(),
+                    type_oid,
+                    typmod,
+                    type_name,
+                });
             }
-            Some(4) => {
-                self.freshness = Freshness {
-                    in_recovery: row.int4(2).map(|v| v != 0),
-                    replay_lag_ms: row.int8(3),
-                    replay_paused: row.int4(4).map(|v| v != 0),
-                };
-            }
-            Some(3) => {
-                let rel = index(row.int4(1), self.tables.len())?;
-                if let (Some(name), Some(schema)) = (row.text(5), row.text(6)) {
-                    self.case_variants.push((rel, (schema, name)));
-                }
-            }
-            _ => return Err(DriftError::Internal("unexpected catalog row kind")),
+        } else if let Some(summary) = row.str(col::SUMMARY) {
+            let summary = CatalogSummary::parse(&summary)
+                .map_err(|_| DriftError::Internal("the catalog read's summary is malformed"))?;
+            self.summarise(summary)?;
+        } else {
+            return Err(DriftError::Internal("a catalog row of no known shape"));
         }
         Ok(())
     }
 
+    /// The summary row: which relations exist, case variants, probes, freshness.
+    fn summarise(&mut self, summary: CatalogSummary) -> Result<(), DriftError> {
+        let out_of_range = || DriftError::Internal("catalog summary out of range");
+        if std::mem::replace(&mut self.summarised, true) {
+            return Err(DriftError::Internal("two catalog summaries"));
+        }
+        let oids = summary.relation_oids.unwrap_or_default();
+        if oids.len() != self.tables.len() {
+            return Err(out_of_range());
+        }
+        for (table, oid) in self.tables.iter_mut().zip(oids) {
+            if let Some(oid) = oid {
+                table.get_or_insert_with(LiveTable::default).oid = oid;
+            }
+        }
+        for (ord, schema, name) in summary.case_variants.unwrap_or_default() {
+            let rel = usize::try_from(ord - 1)
+                .ok()
+                .filter(|i| *i < self.tables.len())
+                .ok_or_else(out_of_range)?;
+            self.case_variants.push((rel, (schema, name)));
+        }
+        let probes = summary.probes.unwrap_or_default();
+        if probes.len() != self.query.probes.len() {
+            return Err(out_of_range());
+        }
+        for (key, found) in self.query.probes.iter().zip(probes) {
+            let resolved = match found {
+                (Some(oid), Some(spelling)) => ResolvedType::Known {
+                    oid,
+                    typmod: None,
+                    spelling,
+                },
+                _ => ResolvedType::Unknown {
+                    reason: format!("type \"{}\" does not exist", key.1),
+                },
+            };
+            self.probed.push((key.clone(), resolved));
+        }
+        self.freshness = Freshness {
+            in_recovery: summary.in_recovery,
+            replay_lag_ms: summary.replay_lag_ms,
+            replay_paused: summary.replay_paused,
+        };
+        Ok(())
+    }
+
     fn finish(
-        self,
+        mut self,
         client: &SpiClient<'_>,
-    ) -> Result<(LiveCatalog, HashMap<TypeKey, ResolvedType>, Freshness), DriftError> {
-        let spelled = spell_builtin_types(client, self.builtin.keys())?;
+    ) -> Result<(LiveCatalog, Vec<Probed>, Freshness), DriftError> {
+        if !self.summarised {
+            return Err(DriftError::Internal("the catalog read has no summary"));
+        }
+        let pairs: Vec<(u32, i32)> = self.builtin_columns.iter().map(|(p, _)| *p).collect();
+        let spelled = spell_builtin_types(client, &pairs)?;
+        for ((_, columns), name) in self.builtin_columns.iter().zip(spelled) {
+            let Some(name) = name else {
+                continue;
+            };
+            for &(rel, at) in columns {
+                if let Some(table) = &mut self.tables[rel as usize] {
+                    table.columns[at as usize].type_name = name.clone();
+                }
+            }
+        }
         let mut catalog = LiveCatalog::with_capacity(self.tables.len());
         for (rel, variant) in self.case_variants {
             catalog
@@ -519,14 +621,9 @@ impl<'q> LiveRows<'q> {
         }
         for (key, table) in self.query.relations.iter().zip(self.tables) {
             if let Some(mut table) = table {
-                for column in &mut table.columns {
-                    if column.type_name.is_empty() {
-                        if let Some(name) = spelled.get(&(column.type_oid, column.typmod)) {
-                            column.type_name = name.clone();
-                        }
-                    }
+                if !table.columns.is_sorted_by_key(|c| c.attnum) {
+                    table.columns.sort_by_key(|c| c.attnum);
                 }
-                table.columns.sort_by_key(|c| c.attnum);
                 catalog.insert(key.clone(), table);
             }
         }
@@ -535,24 +632,28 @@ impl<'q> LiveRows<'q> {
 }
 
 /// `format_type` of built-in (oid, typmod) pairs, in this database: one query for all of them.
-fn spell_builtin_types<'a>(
+/// Returns the spellings in the order of `pairs`.
+fn spell_builtin_types(
     client: &SpiClient<'_>,
-    pairs: impl Iterator<Item = &'a (u32, i32)>,
-) -> Result<HashMap<(u32, i32), Arc<str>>, DriftError> {
-    let (oids, typmods): (Vec<i64>, Vec<i32>) = pairs.map(|(o, m)| (i64::from(*o), *m)).unzip();
-    let mut out = HashMap::with_capacity(oids.len());
-    if oids.is_empty() {
+    pairs: &[(u32, i32)],
+) -> Result<Vec<Option<Arc<str>>>, DriftError> {
+    let mut out = vec![None; pairs.len()];
+    if pairs.is_empty() {
         return Ok(out);
     }
-    spi_rows::for_each(
+    let (oids, typmods): (Vec<i64>, Vec<i32>) =
+        pairs.iter().map(|(o, m)| (i64::from(*o), *m)).unzip();
+    spi_rows::for_each_saved(
         client,
-        "SELECT t::int8, m, pg_catalog.format_type(t::oid, m)::text
-           FROM unnest($1::int8[], $2::int4[]) AS u(t, m)",
+        "SELECT i::int4, pg_catalog.format_type(t::oid, m)::text
+           FROM unnest($1::int8[], $2::int4[]) WITH ORDINALITY AS u(t, m, i)",
         &[oids.into(), typmods.into()],
-        &[ty::INT8, ty::INT4, ty::TEXT],
+        &[ty::INT4, ty::TEXT],
         |row| {
-            if let (Some(t), Some(m), Some(name)) = (row.int8(0), row.int4(1), row.text(2)) {
-                out.insert((t as u32, m), Arc::from(name));
+            if let (Some(i), Some(name)) = (row.int4(0), row.str(1)) {
+                if let Some(slot) = usize::try_from(i - 1).ok().and_then(|i| out.get_mut(i)) {
+                    *slot = Some(Arc::from(name.as_ref()));
+                }
             }
             Ok(())
         },

@@ -3,7 +3,12 @@
 //! (sql/checks.sql) wraps this in a savepoint so that a failure marks the run failed and changes
 //! nothing else. This module is the only writer of run state.
 
-use drift_watch_core::{check, Baseline, Baselines, Delta, LiveColumn};
+use std::sync::Arc;
+
+use drift_watch_core::{
+    baselines_without_columns, check, Baseline, Baselines, ContractTable, Delta, FxHashSet,
+    LiveCatalog, LiveColumn,
+};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
@@ -29,7 +34,7 @@ pub fn record(
 ) -> Result<(), DriftError> {
     let key = target.unwrap_or("");
     Spi::connect_mut(|client| {
-        let baselines = read_baselines(client, key)?;
+        let baselines = read_baselines(client, key, contract, &live.catalog)?;
         let outcome = check(contract, &live.catalog, &live.types, &baselines);
         write_baselines(client, key, run_id, &outcome.baselines, contract)?;
         let counts = record_deltas(client, run_id, key, &outcome.deltas)?;
@@ -37,9 +42,28 @@ pub fn record(
     })
 }
 
-pub fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines, DriftError> {
+/// The stored baselines of `target`, as a check of `contract` against `live` needs them: the
+/// columns of an exact baseline that the diff would not read are left out (see
+/// `baselines_without_columns`).
+pub fn read_baselines(
+    client: &SpiClient<'_>,
+    target: &str,
+    contract: &[ContractTable],
+    live: &LiveCatalog,
+) -> Result<Baselines, DriftError> {
+    // Computed at the first stored baseline (there may be none).
+    let mut unread = None;
     let mut out = Baselines::new();
-    spi_rows::for_each(
+    let mut spellings: FxHashSet<Arc<str>> = FxHashSet::default();
+    let mut spelling = move |t: &str| match spellings.get(t) {
+        Some(known) => known.clone(),
+        None => {
+            let new: Arc<str> = Arc::from(t);
+            spellings.insert(new.clone());
+            new
+        }
+    };
+    spi_rows::for_each_saved(
         client,
         "SELECT schema_name, identifier, rel_oid, contract_fingerprint, attnums, column_names,
                 type_oids, typmods, type_names
@@ -57,30 +81,51 @@ pub fn read_baselines(client: &SpiClient<'_>, target: &str) -> Result<Baselines,
             ty::TEXT_ARRAY,
         ],
         |row| {
-            let attnums = row.int4_array(4);
-            let names = row.text_array(5);
-            let oids = row.int8_array(6);
-            let typmods = row.int4_array(7);
-            let type_names = row.text_array(8);
-            let columns = (0..attnums.len())
-                .filter_map(|i| {
-                    Some(LiveColumn {
-                        attnum: attnums[i]?,
-                        name: names.get(i)?.clone()?,
-                        type_oid: (*oids.get(i)?)? as u32,
-                        typmod: (*typmods.get(i)?)?,
-                        type_name: type_names.get(i)?.clone()?.into(),
-                    })
-                })
-                .collect();
+            let key = (
+                row.text(0).unwrap_or_default(),
+                row.text(1).unwrap_or_default(),
+            );
+            let rel_oid = row.int8(2).unwrap_or_default() as u32;
+            let contract_fingerprint = row.text(3).unwrap_or_default();
+            if unread
+                .get_or_insert_with(|| baselines_without_columns(contract, live))
+                .get(&key)
+                .is_some_and(|(oid, f)| *oid == rel_oid && *f == contract_fingerprint)
+            {
+                out.insert(
+                    key,
+                    Baseline {
+                        rel_oid,
+                        contract_fingerprint,
+                        columns: Vec::new(),
+                    },
+                );
+                return Ok(());
+            }
+            // Arrays are walked in place, and the few type spellings share an allocation each.
+            let attnums = row.int4_array_iter(4);
+            let mut columns = Vec::with_capacity(attnums.len());
+            columns.extend(
+                attnums
+                    .zip(row.str_array(5))
+                    .zip(row.int8_array_iter(6))
+                    .zip(row.int4_array_iter(7))
+                    .zip(row.str_array(8))
+                    .filter_map(|((((attnum, name), oid), typmod), type_name)| {
+                        Some(LiveColumn {
+                            attnum: attnum?,
+                            name: name?.into_owned(),
+                            type_oid: oid? as u32,
+                            typmod: typmod?,
+                            type_name: spelling(&type_name?),
+                        })
+                    }),
+            );
             out.insert(
-                (
-                    row.text(0).unwrap_or_default(),
-                    row.text(1).unwrap_or_default(),
-                ),
+                key,
                 Baseline {
-                    rel_oid: row.int8(2).unwrap_or_default() as u32,
-                    contract_fingerprint: row.text(3).unwrap_or_default(),
+                    rel_oid,
+                    contract_fingerprint,
                     columns,
                 },
             );

@@ -125,7 +125,7 @@ fn drift_diff(
         let contract = store::read_contract(client, key)?;
         let live = catalog::read_live(client, &target, &contract)?;
         // As a check would classify it now where there is a baseline; a plain diff elsewhere.
-        let baselines = checks::read_baselines(client, key)?;
+        let baselines = checks::read_baselines(client, key, &contract, &live.catalog)?;
         Ok(preview(&contract, &live.catalog, &live.types, &baselines))
     })
     .or_report();
@@ -150,7 +150,7 @@ fn drift_diff(
 fn _catalog_query() -> String {
     Spi::connect(|client| {
         let contract = store::read_contract(client, "")?;
-        Ok(catalog::catalog_query_for(client, &contract)?.sql)
+        catalog::catalog_query_for(client, &contract)
     })
     .or_report()
 }

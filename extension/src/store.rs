@@ -1,8 +1,10 @@
 //! The contract tables: writing a parsed document, reading the whole contract back.
 
+use std::sync::Arc;
+
 use drift_watch_core::{
-    ChangeSet, Contract, ContractColumn, ContractTable, Lineage, LineageNode, Parent, TablePolicy,
-    Undocumented,
+    ChangeSet, Contract, ContractColumn, ContractTable, FxHashSet, Lineage, LineageNode, Parent,
+    TablePolicy, Undocumented,
 };
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -260,7 +262,17 @@ pub fn read_contract(
     target: &str,
 ) -> Result<Vec<ContractTable>, DriftError> {
     let mut out = Vec::new();
-    spi_rows::for_each(
+    // A contract spells the same few types over every column: one allocation per spelling.
+    let mut spellings: FxHashSet<Arc<str>> = FxHashSet::default();
+    let mut spelling = move |t: &str| match spellings.get(t) {
+        Some(known) => known.clone(),
+        None => {
+            let new: Arc<str> = Arc::from(t);
+            spellings.insert(new.clone());
+            new
+        }
+    };
+    spi_rows::for_each_saved(
         client,
         "SELECT t.source_name, t.table_name, t.database_name, m.live_schema, t.identifier,
                 t.column_names, t.data_types, t.quoted, t.undocumented,
@@ -287,26 +299,30 @@ pub fn read_contract(
         ],
         |row| {
             // Stored by this extension from parsed change names; an unknown one cannot occur.
-            let changes = |s: Option<String>| {
+            let changes = |s: Option<&str>| {
                 let s = s.unwrap_or_default();
+                if s.is_empty() {
+                    return ChangeSet::default();
+                }
                 ChangeSet::from_names(s.split(',').filter(|n| !n.is_empty())).unwrap_or_default()
             };
-            let mut column_ignore = row.text_array(10).into_iter();
-            let columns = row
-                .text_array(5)
-                .into_iter()
-                .zip(row.text_array(6))
-                .zip(row.bool_array(7))
-                .filter_map(|((name, data_type), quoted)| {
-                    let ignore = changes(column_ignore.next().flatten());
-                    Some(ContractColumn {
-                        name: name?,
-                        data_type,
-                        quoted: quoted.unwrap_or(false),
-                        ignore,
-                    })
-                })
-                .collect();
+            let mut column_ignore = row.str_array(10);
+            let names = row.str_array(5);
+            let mut columns = Vec::with_capacity(names.len());
+            columns.extend(
+                names
+                    .zip(row.str_array(6))
+                    .zip(row.bool_array(7))
+                    .filter_map(|((name, data_type), quoted)| {
+                        let ignore = changes(column_ignore.next().flatten().as_deref());
+                        Some(ContractColumn {
+                            name: name?.into_owned(),
+                            data_type: data_type.map(|t| spelling(&t)),
+                            quoted: quoted.unwrap_or(false),
+                            ignore,
+                        })
+                    }),
+            );
             out.push(ContractTable {
                 source_name: row.text(0).unwrap_or_default(),
                 table_name: row.text(1).unwrap_or_default(),
@@ -319,7 +335,7 @@ pub fn read_contract(
                         .text(8)
                         .and_then(|u| Undocumented::parse(&u))
                         .unwrap_or_default(),
-                    ignore: changes(row.text(9)),
+                    ignore: changes(row.str(9).as_deref()),
                     // Owner and severity are applied in SQL (drift_watch._impact).
                     ..Default::default()
                 },

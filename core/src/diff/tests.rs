@@ -1,4 +1,6 @@
 use super::*;
+use std::collections::HashSet;
+
 use crate::contract::{ContractColumn, ContractTable};
 
 fn col(name: &str, data_type: Option<&str>) -> ContractColumn {
@@ -790,7 +792,7 @@ fn the_real_gitlab_manifest_checks_clean_against_its_own_columns_with_one_baseli
             if entry.columns.iter().any(|l| l.name == c.name) {
                 continue;
             }
-            let spelling = c.data_type.clone().unwrap_or_else(|| "text".into());
+            let spelling = c.data_type.as_deref().unwrap_or("text").to_string();
             let next = 200_000 + oids.len() as u32;
             let oid = *oids
                 .entry((t.schema.clone(), spelling.clone()))
@@ -971,4 +973,117 @@ fn a_column_missing_by_case_only_keeps_both_rows_and_explains_the_removed_one() 
 
 fn live_lower() -> LiveTable {
     live(&[("phonenumber", INT4, -1, "integer")])
+}
+
+#[test]
+fn catalog_summary_parses_what_the_statement_builds() {
+    let s = CatalogSummary::parse(
+        r#"{"relation_oids" : [16746, null], "case_variants" : [[2, "Sales", "Orders"]],
+            "probes" : [[16999, "public.mood"], [null, null]], "in_recovery" : true,
+            "replay_lag_ms" : 1500, "replay_paused" : false}"#,
+    )
+    .unwrap();
+    assert_eq!(s.relation_oids, Some(vec![Some(16746), None]));
+    assert_eq!(
+        s.case_variants,
+        Some(vec![(2, "Sales".to_string(), "Orders".to_string())])
+    );
+    assert_eq!(
+        s.probes,
+        Some(vec![
+            (Some(16999), Some("public.mood".to_string())),
+            (None, None)
+        ])
+    );
+    assert_eq!(
+        (s.in_recovery, s.replay_lag_ms, s.replay_paused),
+        (Some(true), Some(1500), Some(false))
+    );
+    // A primary with nothing to report: json_agg over no rows is null.
+    let s = CatalogSummary::parse(
+        r#"{"relation_oids" : null, "case_variants" : null, "probes" : null,
+            "in_recovery" : false, "replay_lag_ms" : null, "replay_paused" : null}"#,
+    )
+    .unwrap();
+    assert_eq!(s.relation_oids, None);
+    assert_eq!(s.in_recovery, Some(false));
+    assert!(CatalogSummary::parse("{\"relation_oids\": [\"1\"]}").is_err());
+}
+
+#[test]
+fn baselines_without_columns_change_no_outcome() {
+    let t = types(&[
+        ("int", known(INT4, None, "integer")),
+        ("text", known(TEXT, None, "text")),
+    ]);
+    let contract = vec![
+        // Aligned and typed: its exact baseline's columns are not read...
+        table("a", vec![col("id", Some("int")), col("name", Some("text"))]),
+        // ...nor those of a table listing no columns; the others' are.
+        table("b", vec![]),
+        table("c", vec![col("id", None), col("name", Some("text"))]),
+        table("d", vec![col("id", Some("int")), col("name", Some("text"))]),
+    ];
+    let first = catalog(vec![
+        (
+            "a",
+            live(&[("id", INT4, -1, "integer"), ("name", TEXT, -1, "text")]),
+        ),
+        ("b", live(&[("x", INT4, -1, "integer")])),
+        (
+            "c",
+            live(&[("id", INT4, -1, "integer"), ("name", TEXT, -1, "text")]),
+        ),
+        (
+            "d",
+            live(&[("id", INT4, -1, "integer"), ("name", TEXT, -1, "text")]),
+        ),
+    ]);
+    let stored: Baselines = check(&contract, &first, &t, &Baselines::new())
+        .baselines
+        .into_iter()
+        .collect();
+    // Then: a retyped in place, b gains a column, c's untyped id retyped, d's name renamed.
+    let now = catalog(vec![
+        (
+            "a",
+            live(&[("id", INT8, -1, "bigint"), ("name", TEXT, -1, "text")]),
+        ),
+        (
+            "b",
+            live(&[("x", INT4, -1, "integer"), ("y", TEXT, -1, "text")]),
+        ),
+        (
+            "c",
+            live(&[("id", INT8, -1, "bigint"), ("name", TEXT, -1, "text")]),
+        ),
+        (
+            "d",
+            live(&[("id", INT4, -1, "integer"), ("label", TEXT, -1, "text")]),
+        ),
+    ]);
+    let unread = baselines_without_columns(&contract, &now);
+    let mut keys: Vec<&str> = unread.keys().map(|k| k.1.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["a", "b"]);
+    let trimmed: Baselines = stored
+        .iter()
+        .map(|(k, b)| {
+            let mut b = b.clone();
+            if unread.get(k) == Some(&(b.rel_oid, b.contract_fingerprint.clone())) {
+                b.columns.clear();
+            }
+            (k.clone(), b)
+        })
+        .collect();
+    assert!(trimmed.values().any(|b| b.columns.is_empty()));
+    let full = check(&contract, &now, &t, &stored);
+    let light = check(&contract, &now, &t, &trimmed);
+    assert_eq!(summary(&full.deltas), summary(&light.deltas));
+    assert_eq!(full.baselines, light.baselines);
+    assert_eq!(
+        summary(&preview(&contract, &now, &t, &stored)),
+        summary(&preview(&contract, &now, &t, &trimmed))
+    );
+    assert!(summary(&full.deltas).iter().any(|d| d.contains("renamed")));
 }
