@@ -15,18 +15,9 @@ REPS=${BENCH_REPS:-7}
 MANIFEST=${BENCH_MANIFEST:-../shared/realdata/manifests/gitlab_analytics_manifest_dbt0.19.1_2022-02.json.gz}
 [ -f "$MANIFEST" ] || die "no manifest at $MANIFEST"
 
-if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
-  log "cargo pgrx install --release"
-  (cd extension && cargo pgrx install --release --pg-config "$PG_CONFIG") >&2
-fi
-
-# The installed library is shared with every other build on this machine (scripts/test.sh installs
-# a debug build): say which one is measured, and whether it changed during the run.
-lib="$($PG_CONFIG --pkglibdir)/drift_watch.so"
-build=other
-cmp -s "$lib" target/release/libdrift_watch.so && build=release
-cmp -s "$lib" target/debug/libdrift_watch.so && build=debug
-[ "$build" = release ] || log "warning: the installed drift_watch.so is not target/release's ($build build)"
+. bench/lib.sh
+bench_install
+# Whether the library changed during the run.
 lib_sum=$(md5sum <"$lib")
 load_avg=$(cut -d" " -f1 /proc/loadavg)   # benchmarks on a busy machine are noisy: say so
 

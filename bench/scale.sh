@@ -24,14 +24,8 @@ CLUSTERS=${SCALE_CLUSTERS:-2}
 JOBS=${SCALE_JOBS:-8}
 REPS=${BENCH_REPS:-7}
 
-if [ "${BENCH_SKIP_INSTALL:-0}" != 1 ]; then
-  log "cargo pgrx install --release"
-  (cd extension && cargo pgrx install --release --pg-config "$PG_CONFIG") >&2
-fi
-lib="$($PG_CONFIG --pkglibdir)/drift_watch.so"
-build=other
-cmp -s "$lib" target/release/libdrift_watch.so && build=release
-cmp -s "$lib" target/debug/libdrift_watch.so && build=debug
+. bench/lib.sh
+bench_install
 load_avg=$(cut -d" " -f1 /proc/loadavg)
 
 dir=$(mktemp -d /tmp/drift_watch_scale.XXXXXX)
