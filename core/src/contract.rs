@@ -220,8 +220,9 @@ pub struct ContractTable {
 /// One documented column.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ContractColumn {
-    /// The column name as Postgres stores it.
-    pub name: String,
+    /// The column name as Postgres stores it (shared: a contract repeats names across tables,
+    /// and a live column of the same name reuses it).
+    pub name: Arc<str>,
     /// `data_type` exactly as written; canonicalised later by the server's type parser.
     pub data_type: Option<Arc<str>>,
     pub quoted: bool,
@@ -646,7 +647,7 @@ fn parse_yaml(origin: &str, document: &str) -> Result<Contract, ContractError> {
                 )?
                 .ignore();
                 columns.push(ContractColumn {
-                    name: ident::resolve(&raw, quoted),
+                    name: ident::resolve(&raw, quoted).into(),
                     data_type: data_type.map(Arc::from),
                     quoted,
                     ignore,
@@ -1158,7 +1159,7 @@ fn parse_manifest(origin: &str, document: &str) -> Result<Option<Contract>, Cont
                 None => None,
             };
             columns.push(ContractColumn {
-                name: ident::resolve(&name, quoted),
+                name: ident::resolve(&name, quoted).into(),
                 data_type: data_type.map(Arc::from),
                 quoted,
                 ignore,

@@ -89,7 +89,8 @@ pub struct Delta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveColumn {
     pub attnum: i32,
-    pub name: String,
+    /// Shared with the contract column of the same name where the reader could.
+    pub name: Arc<str>,
     pub type_oid: u32,
     pub typmod: i32,
     /// `format_type(atttypid, atttypmod)`, shared by every column of the same type.
@@ -420,7 +421,7 @@ fn merge(entries: &[&ContractTable]) -> ContractTable {
     for entry in entries {
         for column in &entry.columns {
             let ignore = entry.policy.ignore.union(column.ignore);
-            match at.get(column.name.as_str()) {
+            match at.get(&*column.name) {
                 Some(&i) => {
                     let merged = &mut columns[i];
                     if merged.data_type.is_none() {
@@ -429,7 +430,7 @@ fn merge(entries: &[&ContractTable]) -> ContractTable {
                     merged.ignore = merged.ignore.intersection(ignore);
                 }
                 None => {
-                    at.insert(column.name.as_str(), columns.len());
+                    at.insert(&*column.name, columns.len());
                     columns.push(ContractColumn {
                         ignore,
                         ..column.clone()
@@ -771,9 +772,7 @@ impl<'a> Known<'a> {
             History::Exact(b) | History::SameRelation(b) => {
                 Known::Attnums(b.columns.iter().map(|c| c.attnum).collect())
             }
-            History::Recreated(b) => {
-                Known::Names(b.columns.iter().map(|c| c.name.as_str()).collect())
-            }
+            History::Recreated(b) => Known::Names(b.columns.iter().map(|c| &*c.name).collect()),
         }
     }
 
@@ -782,7 +781,7 @@ impl<'a> Known<'a> {
             Known::All => true,
             // Same attnum: a rename of an undocumented column keeps it undocumented.
             Known::Attnums(attnums) => attnums.contains(&column.attnum),
-            Known::Names(names) => names.contains(column.name.as_str()),
+            Known::Names(names) => names.contains(&*column.name),
         }
     }
 }
@@ -858,7 +857,7 @@ fn diff_columns(
     let aligned = aligned(table, live);
     let base_by_name: FxHashMap<&str, &LiveColumn> = match baseline {
         Some(b) if !aligned || table.columns.iter().any(|c| c.data_type.is_none()) => {
-            b.columns.iter().map(|c| (c.name.as_str(), c)).collect()
+            b.columns.iter().map(|c| (&*c.name, c)).collect()
         }
         _ => FxHashMap::default(),
     };
@@ -873,7 +872,7 @@ fn diff_columns(
             TypeCheck::Matches => None,
             // No data_type in the contract: the snapshot is the reference.
             TypeCheck::NotDocumented => base_by_name
-                .get(column.name.as_str())
+                .get(&*column.name)
                 .filter(|b| b.attnum == live_column.attnum)
                 .filter(|b| (b.type_oid, b.typmod) != (live_column.type_oid, live_column.typmod))
                 .map(|before| {
@@ -920,24 +919,24 @@ fn diff_columns(
 
     let mut live_by_name: FxHashMap<&str, &LiveColumn> =
         FxHashMap::with_capacity_and_hasher(live.columns.len(), Default::default());
-    live_by_name.extend(live.columns.iter().map(|c| (c.name.as_str(), c)));
+    live_by_name.extend(live.columns.iter().map(|c| (&*c.name, c)));
     let mut documented: FxHashSet<&str> =
         FxHashSet::with_capacity_and_hasher(table.columns.len(), Default::default());
-    documented.extend(table.columns.iter().map(|c| c.name.as_str()));
+    documented.extend(table.columns.iter().map(|c| &*c.name));
 
     let mut missing: Vec<&ContractColumn> = Vec::new();
     let mut renamed_to: FxHashSet<&str> = FxHashSet::default();
     for column in &table.columns {
-        let Some(live_column) = live_by_name.get(column.name.as_str()) else {
+        let Some(live_column) = live_by_name.get(&*column.name) else {
             // Exact rename: the attnum that carried this name in the baseline carries another,
             // undocumented name now.
             let now = base_by_name
-                .get(column.name.as_str())
+                .get(&*column.name)
                 .and_then(|b| live_by_attnum.get(&b.attnum))
-                .filter(|l| !documented.contains(l.name.as_str()));
+                .filter(|l| !documented.contains(&*l.name));
             match now {
                 Some(new) => {
-                    renamed_to.insert(new.name.as_str());
+                    renamed_to.insert(&*new.name);
                     emit(
                         renamed(
                             row(
@@ -966,7 +965,7 @@ fn diff_columns(
     let arrived: Vec<&LiveColumn> = live
         .columns
         .iter()
-        .filter(|c| !documented.contains(c.name.as_str()) && !renamed_to.contains(c.name.as_str()))
+        .filter(|c| !documented.contains(&*c.name) && !renamed_to.contains(&*c.name))
         .collect();
 
     // Without history to go by: one documented column gone and one undocumented column of the

@@ -261,6 +261,9 @@ pub struct CatalogQuery {
     relations: Vec<(String, String)>,
     /// Per relation, how many columns the contract lists for it (a capacity hint).
     widths: Vec<usize>,
+    /// Per relation, the contract entry listing the most columns for it: live columns of the
+    /// same names share its name allocations.
+    widest: Vec<usize>,
     /// The probes' keys; result `probe` i is `probes[i - 1]`.
     probes: Vec<TypeKey>,
     /// $3 to $7, one entry per probe (`None`: a spelling that names no type; it finds nothing).
@@ -271,22 +274,29 @@ impl CatalogQuery {
     pub fn new(contract: &[ContractTable], probes: Vec<TypeKey>) -> Self {
         // Relations in (schema, name) order, with the most columns any entry lists for them
         // (the live table's likely width).
-        let mut wanted: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-        for t in contract {
-            let width = wanted
+        let mut wanted: BTreeMap<(&str, &str), (usize, usize)> = BTreeMap::new();
+        for (i, t) in contract.iter().enumerate() {
+            let (width, widest) = wanted
                 .entry((t.schema.as_str(), t.identifier.as_str()))
-                .or_default();
-            *width = (*width).max(t.columns.len());
+                .or_insert((t.columns.len(), i));
+            if t.columns.len() > *width {
+                (*width, *widest) = (t.columns.len(), i);
+            }
         }
-        let (relations, widths) = wanted
-            .into_iter()
-            .map(|((s, n), w)| ((s.to_string(), n.to_string()), w))
-            .unzip();
+        let mut relations = Vec::with_capacity(wanted.len());
+        let mut widths = Vec::with_capacity(wanted.len());
+        let mut widest = Vec::with_capacity(wanted.len());
+        for ((s, n), (w, i)) in wanted {
+            relations.push((s.to_string(), n.to_string()));
+            widths.push(w);
+            widest.push(i);
+        }
         // A user type is looked up by name in pg_type, in the schemas user_type_lookup lists.
         let lookups = probes.iter().map(|(s, t)| user_type_lookup(s, t)).collect();
         CatalogQuery {
             relations,
             widths,
+            widest,
             probes,
             lookups,
         }
@@ -371,7 +381,7 @@ pub fn read_live(
 ) -> Result<LiveRead, DriftError> {
     let (mut types, probes) = canonical_types(client, contract)?;
     let query = CatalogQuery::new(contract, probes);
-    let mut rows = LiveRows::new(&query);
+    let mut rows = LiveRows::new(&query, contract);
     match target {
         Target::Local => {
             // Every entry point runs with search_path = pg_catalog, pg_temp (pinned on the
@@ -399,7 +409,7 @@ pub fn read_live(
             // A failed connection or remote error is the run's failure, named by target; it is
             // raised at once by the caller, so no further SPI work follows the catch.
             rows = PgTryBuilder::new(|| {
-                let mut rows = LiveRows::new(&query);
+                let mut rows = LiveRows::new(&query, contract);
                 spi_rows::for_each(
                     client,
                     &sql,
@@ -450,6 +460,11 @@ type Probed = (TypeKey, ResolvedType);
 /// Accumulates result rows into the live catalog.
 struct LiveRows<'q> {
     query: &'q CatalogQuery,
+    /// The contract the query was made from (`query.widest` indexes it).
+    contract: &'q [ContractTable],
+    /// Where the next live column's name is likely found among the contract's columns of its
+    /// relation: (relation, column index).
+    name_hint: (usize, usize),
     /// By relation index: `None` until the catalog shows the relation exists.
     tables: Vec<Option<LiveTable>>,
     /// Built-in (oid, typmod) pairs seen, with the columns typed so, as (relation, column)
@@ -471,9 +486,11 @@ struct LiveRows<'q> {
 }
 
 impl<'q> LiveRows<'q> {
-    fn new(query: &'q CatalogQuery) -> Self {
+    fn new(query: &'q CatalogQuery, contract: &'q [ContractTable]) -> Self {
         Self {
             query,
+            contract,
+            name_hint: (usize::MAX, 0),
             tables: vec![None; query.relations.len()],
             builtin: FxHashMap::default(),
             builtin_columns: Vec::new(),
@@ -496,10 +513,13 @@ impl<'q> LiveRows<'q> {
             // A live column.
             let rel = index(row.int4(col::RELATION), self.tables.len())?;
             let width = self.query.widths[rel];
-            let table = self.tables[rel].get_or_insert_with(|| LiveTable {
-                oid: 0,
-                columns: Vec::with_capacity(width + 2),
-            });
+            let at = self.tables[rel]
+                .get_or_insert_with(|| LiveTable {
+                    oid: 0,
+                    columns: Vec::with_capacity(width + 2),
+                })
+                .columns
+                .len();
             if let (Some(type_oid), Some(typmod), Some(name)) = (
                 row.oid(col::ATTTYPID),
                 row.int4(col::ATTTYPMOD),
@@ -511,7 +531,7 @@ impl<'q> LiveRows<'q> {
                     // A built-in: spelled after the read, once per (oid, typmod).
                     None => {
                         let pair = (type_oid, typmod);
-                        let at = match self.last_builtin {
+                        let at_pair = match self.last_builtin {
                             Some((last, at)) if last == pair => at,
                             _ => {
                                 let next = self.builtin_columns.len();
@@ -523,15 +543,19 @@ impl<'q> LiveRows<'q> {
                                 at
                             }
                         };
-                        self.builtin_columns[at]
+                        self.builtin_columns[at_pair]
                             .1
-                            .push((rel as u32, table.columns.len() as u32));
+                            .push((rel as u32, at as u32));
                         self.unspelled.clone()
                     }
                 };
+                let name = self.shared_name(rel, at, &name);
+                let table = self.tables[rel]
+                    .as_mut()
+                    .ok_or(DriftError::Internal("a live column of no relation"))?;
                 table.columns.push(LiveColumn {
                     attnum,
-                    name: name.into_owned(),
+                    name,
                     type_oid,
                     typmod,
                     type_name,
@@ -545,6 +569,29 @@ impl<'q> LiveRows<'q> {
             return Err(DriftError::Internal("a catalog row of no known shape"));
         }
         Ok(())
+    }
+
+    /// `name`, the `at`-th live column of relation `rel`, as the contract's allocation of that
+    /// name when the contract lists it where expected (a live table and its documentation
+    /// mostly list the same columns in the same order); a new allocation otherwise.
+    fn shared_name(&mut self, rel: usize, at: usize, name: &str) -> Arc<str> {
+        let columns = &self.contract[self.query.widest[rel]].columns;
+        let start = if self.name_hint.0 == rel {
+            self.name_hint.1
+        } else {
+            at
+        };
+        // Expected place, one further (a column dropped), or the live position.
+        for j in [start, start + 1, at] {
+            if let Some(c) = columns.get(j) {
+                if *c.name == *name {
+                    self.name_hint = (rel, j + 1);
+                    return c.name.clone();
+                }
+            }
+        }
+        self.name_hint = (rel, start);
+        Arc::from(name)
     }
 
     /// The summary row: which relations exist, case variants, probes, freshness.

@@ -114,7 +114,7 @@ pub fn read_baselines(
                     .filter_map(|((((attnum, name), oid), typmod), type_name)| {
                         Some(LiveColumn {
                             attnum: attnum?,
-                            name: name?.into_owned(),
+                            name: Arc::from(name?.as_ref()),
                             type_oid: oid? as u32,
                             typmod: typmod?,
                             type_name: spelling(&type_name?),
@@ -176,7 +176,7 @@ fn write_baselines(
         for c in &b.columns {
             col.0.push(n);
             col.1.push(c.attnum);
-            col.2.push(c.name.as_str());
+            col.2.push(&*c.name);
             col.3.push(i64::from(c.type_oid));
             col.4.push(c.typmod);
             col.5.push(&*c.type_name);

@@ -97,7 +97,7 @@ pub fn replace_origin(origin: &str, contract: &Contract) -> Result<i32, DriftErr
             for (j, c) in t.columns.iter().enumerate() {
                 col_table.push(i as i32 + 1);
                 col_pos.push(j as i32 + 1);
-                col_name.push(c.name.as_str());
+                col_name.push(&*c.name);
                 col_type.push(c.data_type.as_deref());
                 col_quoted.push(c.quoted);
                 col_ignore.push(c.ignore.names().join(","));
@@ -264,14 +264,9 @@ pub fn read_contract(
     let mut out = Vec::new();
     // A contract spells the same few types over every column: one allocation per spelling.
     let mut spellings: FxHashSet<Arc<str>> = FxHashSet::default();
-    let mut spelling = move |t: &str| match spellings.get(t) {
-        Some(known) => known.clone(),
-        None => {
-            let new: Arc<str> = Arc::from(t);
-            spellings.insert(new.clone());
-            new
-        }
-    };
+    let mut spelling = move |t: &str| intern(&mut spellings, t);
+    // And the same column names over many tables (id, created_at, ...): one allocation per name.
+    let mut column_names: FxHashSet<Arc<str>> = FxHashSet::default();
     spi_rows::for_each_saved(
         client,
         "SELECT t.source_name, t.table_name, t.database_name, m.live_schema, t.identifier,
@@ -316,7 +311,7 @@ pub fn read_contract(
                     .filter_map(|((name, data_type), quoted)| {
                         let ignore = changes(column_ignore.next().flatten().as_deref());
                         Some(ContractColumn {
-                            name: name?.into_owned(),
+                            name: intern(&mut column_names, &name?),
                             data_type: data_type.map(|t| spelling(&t)),
                             quoted: quoted.unwrap_or(false),
                             ignore,
@@ -346,4 +341,16 @@ pub fn read_contract(
         },
     )?;
     Ok(out)
+}
+
+/// `text` as one shared allocation per distinct value in `set`.
+fn intern(set: &mut FxHashSet<Arc<str>>, text: &str) -> Arc<str> {
+    match set.get(text) {
+        Some(known) => known.clone(),
+        None => {
+            let new: Arc<str> = Arc::from(text);
+            set.insert(new.clone());
+            new
+        }
+    }
 }

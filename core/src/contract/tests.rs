@@ -52,7 +52,7 @@ sources:
     let customers = &c.tables[1];
     assert_eq!(customers.table_name, "customers");
     assert_eq!(customers.identifier, "Customer_V2");
-    let names: Vec<_> = customers.columns.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<_> = customers.columns.iter().map(|c| &*c.name).collect();
     assert_eq!(
         names,
         ["id", "Email Address", "nick"],
@@ -80,9 +80,9 @@ sources:
     .unwrap();
     let t = &c.tables[0];
     assert_eq!(t.identifier, "Artist");
-    assert_eq!(t.columns[0].name, "ArtistId");
+    assert_eq!(&*t.columns[0].name, "ArtistId");
     assert_eq!(
-        t.columns[1].name, "name",
+        &*t.columns[1].name, "name",
         "a column without quote: true folds"
     );
 }
@@ -242,7 +242,7 @@ fn manifest_sources_are_read_and_other_nodes_ignored() {
     let cols: Vec<_> = t
         .columns
         .iter()
-        .map(|c| (c.name.as_str(), c.data_type.as_deref()))
+        .map(|c| (&*c.name, c.data_type.as_deref()))
         .collect();
     assert_eq!(
         cols,
@@ -735,7 +735,7 @@ sources:
     assert_eq!(t.source_name, "Größe 🦀");
     assert_eq!(t.schema, "Größe");
     assert_eq!(t.identifier, "Tabelle — ü");
-    let names: Vec<_> = t.columns.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<_> = t.columns.iter().map(|c| &*c.name).collect();
     assert_eq!(
         names,
         ["Größe", "🦀 emoji", "nbsp\u{a0}and\u{2028}separator"]
@@ -754,7 +754,7 @@ fn one_line_manifest(identifier: &str, column: &str) -> String {
 fn nul_from_a_json_escape_in_a_manifest_column_name_is_refused_at_the_value() {
     let ok = one_line_manifest("Users", "Größe 🦀");
     let c = parse_document("target/manifest.json", &ok).unwrap();
-    assert_eq!(c.tables[0].columns[0].name, "größe 🦀");
+    assert_eq!(&*c.tables[0].columns[0].name, "größe 🦀");
     assert_eq!(c.tables[0].database.as_deref(), Some("Größe"));
 
     let doc = one_line_manifest("Users", r"id\u0000");
@@ -942,7 +942,7 @@ sources:
         ]
     );
     let notes = &c.tables[3];
-    let cols: Vec<_> = notes.columns.iter().map(|c| c.name.as_str()).collect();
+    let cols: Vec<_> = notes.columns.iter().map(|c| &*c.name).collect();
     assert_eq!(
         cols,
         ["body", "Title"],
@@ -958,7 +958,7 @@ fn a_quoting_column_key_does_not_quote_columns() {
          columns: [{name: CamelCase}]\n",
     )
     .unwrap();
-    assert_eq!(c.tables[0].columns[0].name, "camelcase");
+    assert_eq!(&*c.tables[0].columns[0].name, "camelcase");
     assert_eq!(c.tables[0].identifier, "t");
 }
 
@@ -988,7 +988,7 @@ fn relations(c: &Contract) -> Vec<(String, String, Vec<String>)> {
             (
                 t.schema.clone(),
                 t.identifier.clone(),
-                t.columns.iter().map(|c| c.name.clone()).collect(),
+                t.columns.iter().map(|c| c.name.to_string()).collect(),
             )
         })
         .collect()
@@ -1003,8 +1003,8 @@ fn manifest_like(yaml: &Contract, quoting: &str) -> String {
             .iter()
             .map(|c| {
                 (
-                    c.name.clone(),
-                    serde_json::json!({"name": c.name, "data_type": null, "quote": c.quoted}),
+                    c.name.to_string(),
+                    serde_json::json!({"name": &*c.name, "data_type": null, "quote": c.quoted}),
                 )
             })
             .collect();

@@ -553,11 +553,7 @@ fn a_policy_edit_keeps_the_baseline_and_a_contract_edit_keeps_added_columns_adde
     assert_eq!(deltas, ["t phone added - text -"]);
     let key = ("public".to_string(), "t".to_string());
     assert_ne!(retaken[&key], stored[&key], "retaken");
-    let names: Vec<_> = retaken[&key]
-        .columns
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
+    let names: Vec<_> = retaken[&key].columns.iter().map(|c| &*c.name).collect();
     assert_eq!(
         names,
         ["id", "legacy"],
@@ -701,7 +697,7 @@ fn a_relation_named_by_two_sources_is_checked_once() {
     let cols: Vec<_> = m
         .columns
         .iter()
-        .map(|c| (c.name.as_str(), c.data_type.as_deref()))
+        .map(|c| (&*c.name, c.data_type.as_deref()))
         .collect();
     assert_eq!(
         cols,
