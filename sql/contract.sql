@@ -100,25 +100,38 @@ CREATE TABLE drift_watch.source_map (
     PRIMARY KEY (target, source_pattern)
 );
 
+-- The dbt sources SQL mappings give `target` (NULL: every target): (source name, target, live
+-- schema); per target, the longest matching pattern decides. Patterns are matched against the
+-- distinct source names, found by skipping through the source_name index (one probe per name),
+-- so the cost follows the number of sources, not of contract tables.
+CREATE FUNCTION drift_watch._mapped_sources(target text)
+RETURNS TABLE (source_name text, target text, live_schema text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE
+    pat AS MATERIALIZED (
+        SELECT m.target, m.source_pattern, m.live_schema FROM drift_watch.source_map m
+         WHERE _mapped_sources.target IS NULL OR m.target = _mapped_sources.target),
+    names (n) AS (
+        SELECT min(t.source_name) FROM drift_watch.contract_table t WHERE EXISTS (SELECT 1 FROM pat)
+        UNION ALL
+        SELECT (SELECT min(t.source_name) FROM drift_watch.contract_table t WHERE t.source_name > names.n)
+          FROM names WHERE names.n IS NOT NULL)
+    SELECT DISTINCT ON (names.n, p.target) names.n, p.target, p.live_schema
+      FROM names JOIN pat p ON names.n LIKE p.source_pattern
+     ORDER BY names.n, p.target, length(p.source_pattern) DESC, p.source_pattern
+$$;
+
 -- Each contract table's mappings: (table, target, live schema). A SQL mapping whose pattern
--- matches the source wins (the longest pattern, per target); a source no SQL mapping matches
--- follows its dbt meta (drift_watch: {target, live_schema}). Patterns are matched against the
--- distinct source names (a skip scan of the source_name index), not against every table.
+-- matches the source wins; a source no SQL mapping matches follows its dbt meta
+-- (drift_watch: {target, live_schema}).
 CREATE FUNCTION drift_watch._source_targets()
 RETURNS TABLE (table_id bigint, target text, live_schema text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH RECURSIVE
-    names (n) AS (
-        SELECT min(t.source_name) FROM drift_watch.contract_table t
-        UNION ALL
-        SELECT (SELECT min(t.source_name) FROM drift_watch.contract_table t WHERE t.source_name > names.n)
-          FROM names WHERE names.n IS NOT NULL),
-    by_sql AS MATERIALIZED (
-        SELECT DISTINCT ON (names.n, m.target) names.n AS source_name, m.target, m.live_schema
-          FROM names JOIN drift_watch.source_map m ON names.n LIKE m.source_pattern
-         ORDER BY names.n, m.target, length(m.source_pattern) DESC, m.source_pattern)
+    WITH by_sql AS MATERIALIZED (SELECT * FROM drift_watch._mapped_sources(NULL))
     SELECT t.id, s.target, s.live_schema
       FROM by_sql s JOIN drift_watch.contract_table t ON t.source_name = s.source_name
     UNION ALL
@@ -131,28 +144,18 @@ $$;
 -- The contract tables `target` checks ('' or NULL: this database), with the schema each is read
 -- in. A target that some mapping names (a SQL mapping, or a source's dbt meta) checks exactly the
 -- tables mapped to it; any other target checks the whole contract in its own schemas.
--- The work is proportional to the target's own tables plus the number of distinct source names,
--- not to the whole contract: patterns are matched against the source names (found by skipping
--- through the source_name index, one probe per name), then the matched sources' tables are
--- fetched by index; meta mappings through an index on meta_target.
+-- The work follows the target's own tables and the number of sources, not the whole contract:
+-- its SQL-mapped sources come from _mapped_sources, their tables by index; meta mappings through
+-- an index on meta_target.
 CREATE FUNCTION drift_watch._target_contract(target text)
 RETURNS TABLE (table_id bigint, live_schema text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH RECURSIVE
-    pat AS MATERIALIZED (
-        SELECT m.source_pattern, m.live_schema FROM drift_watch.source_map m
-         WHERE m.target = coalesce(_target_contract.target, '')),
-    names (n) AS (
-        SELECT min(t.source_name) FROM drift_watch.contract_table t WHERE EXISTS (SELECT 1 FROM pat)
-        UNION ALL
-        SELECT (SELECT min(t.source_name) FROM drift_watch.contract_table t WHERE t.source_name > names.n)
-          FROM names WHERE names.n IS NOT NULL),
+    WITH
     by_sql AS MATERIALIZED (
-        SELECT DISTINCT ON (names.n) names.n AS source_name, p.live_schema
-          FROM names JOIN pat p ON names.n LIKE p.source_pattern
-         ORDER BY names.n, length(p.source_pattern) DESC, p.source_pattern),
+        SELECT s.source_name, s.live_schema
+          FROM drift_watch._mapped_sources(coalesce(_target_contract.target, '')) s),
     by_meta AS MATERIALIZED (
         SELECT t.id, t.meta_live_schema, t.source_name FROM drift_watch.contract_table t
          WHERE t.meta_target = coalesce(_target_contract.target, '')),
@@ -168,7 +171,9 @@ AS $$
     UNION ALL
     SELECT t.id, t.schema_name
       FROM drift_watch.contract_table t
-     WHERE NOT EXISTS (SELECT 1 FROM pat) AND NOT EXISTS (SELECT 1 FROM by_meta)
+     WHERE NOT EXISTS (SELECT 1 FROM drift_watch.source_map m
+                        WHERE m.target = coalesce(_target_contract.target, ''))
+       AND NOT EXISTS (SELECT 1 FROM by_meta)
 $$;
 
 -- pg_dump keeps the contract (it is user data, not extension code).
