@@ -15,6 +15,7 @@ use pgrx::spi::SpiClient;
 use crate::catalog::LiveRead;
 use crate::error::DriftError;
 use crate::spi_rows::{self, ty};
+use crate::store;
 
 /// What a run recorded.
 struct Counts {
@@ -55,14 +56,7 @@ pub fn read_baselines(
     let mut unread = None;
     let mut out = Baselines::new();
     let mut spellings: FxHashSet<Arc<str>> = FxHashSet::default();
-    let mut spelling = move |t: &str| match spellings.get(t) {
-        Some(known) => known.clone(),
-        None => {
-            let new: Arc<str> = Arc::from(t);
-            spellings.insert(new.clone());
-            new
-        }
-    };
+    let mut spelling = move |t: &str| store::intern(&mut spellings, t);
     spi_rows::for_each_saved(
         client,
         "SELECT schema_name, identifier, rel_oid, contract_fingerprint, attnums, column_names,

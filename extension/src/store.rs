@@ -344,7 +344,7 @@ pub fn read_contract(
 }
 
 /// `text` as one shared allocation per distinct value in `set`.
-fn intern(set: &mut FxHashSet<Arc<str>>, text: &str) -> Arc<str> {
+pub(crate) fn intern(set: &mut FxHashSet<Arc<str>>, text: &str) -> Arc<str> {
     match set.get(text) {
         Some(known) => known.clone(),
         None => {
