@@ -15,3 +15,18 @@ bench_install() {
   cmp -s "$lib" target/debug/libdrift_watch.so && build=debug
   [ "$build" = release ] || log "warning: the installed drift_watch.so is not target/release's ($build build)"
 }
+
+# pgbench_ms PORT DB FILE N LOG: runs the pgbench script FILE N+1 times on one connection and
+# prints the median latency in ms of the last N (the first run warms the backend's caches and is
+# dropped). pgbench's per-transaction log (-l, prefix LOG) gives each latency in µs (3rd field).
+pgbench_ms() {
+  local port=$1 db=$2 file=$3 n=$4 log=$5
+  rm -f "$log".*
+  pgbench -n -h 127.0.0.1 -p "$port" -U postgres -t $((n + 1)) -f "$file" -l --log-prefix="$log" "$db" \
+    >"$log.out" 2>&1 || { cat "$log.out" >&2; die "pgbench failed on $file"; }
+  tail -q -n "$n" "$log".[0-9]* | awk '{print $3}' | sort -n \
+    | awk '{v[NR] = $1} END {printf "%.1f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) / 1000}'
+}
+
+# ratio A B: A / B as "1.23×".
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a / b}'; }

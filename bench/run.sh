@@ -29,19 +29,8 @@ cluster_init "$dir" "$port" "shared_buffers = '256MB'"
 pg "$port" -d postgres -c "CREATE DATABASE bench"
 db() { pg "$port" -d bench "$@"; }
 
-# run_ms NAME FILE [N]: runs the pgbench script FILE N+1 times on one connection and prints the
-# median latency in ms of the last N (the first run warms the backend's caches and is dropped).
-# pgbench's per-transaction log (-l) gives each run's latency in microseconds (3rd field).
-run_ms() {
-  local name=$1 file=$2 n=${3:-$REPS}
-  rm -f "$dir/log_$name".*
-  pgbench -n -h 127.0.0.1 -p "$port" -U postgres -t $((n + 1)) -f "$file" \
-    -l --log-prefix="$dir/log_$name" bench >"$dir/$name.out" 2>&1 \
-    || { cat "$dir/$name.out" >&2; die "pgbench failed on $file"; }
-  tail -q -n "$n" "$dir/log_$name".* | awk '{print $3}' | sort -n \
-    | awk '{v[NR] = $1} END {printf "%.1f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) / 1000}'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a / b}'; }
+# run_ms NAME FILE [N]: median ms of N warm runs of the pgbench script FILE (bench/lib.sh).
+run_ms() { pgbench_ms "$port" bench "$2" "${3:-$REPS}" "$dir/log_$1"; }
 sql_file() { local f="$dir/$1.sql"; cat >"$f"; echo "$f"; }   # stdin -> $dir/NAME.sql
 
 log "synthetic catalog: 5 schemas × 1,000 tables × 30 columns"

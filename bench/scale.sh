@@ -102,17 +102,12 @@ CREATE TABLE public.scale_yaml AS
     FROM generate_series(1, $TARGETS) i;" >/dev/null
 yaml_kb=$(audit -At -c "SELECT octet_length(yaml) / 1024 FROM scale_yaml WHERE i = 1")
 
-# run_ms SQL: median wall time in ms of $REPS runs of SQL on one connection, after one warm-up.
+# run_ms SQL: median ms of $REPS warm runs of SQL on one connection (bench/lib.sh).
 run_ms() {
   local f="$dir/q_$RANDOM.sql"
   echo "$1" >"$f"
-  rm -f "$dir"/log_rm.*
-  pgbench -n -h 127.0.0.1 -p "$aport" -U postgres -t $((REPS + 1)) -f "$f" -l --log-prefix="$dir/log_rm" audit >"$f.out" 2>&1 \
-    || { cat "$f.out" >&2; die "pgbench failed on $1"; }
-  tail -q -n "$REPS" "$dir"/log_rm.* | awk '{print $3}' | sort -n \
-    | awk '{v[NR] = $1} END {printf "%.1f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) / 1000}'
+  pgbench_ms "$aport" audit "$f" "$REPS" "$dir/log_rm"
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a / b}'; }
 
 # Work per check with one target's contract only, then with all of them.
 audit -c "SELECT load_contract(origin, yaml) FROM scale_yaml WHERE i = 1" \
